@@ -1,0 +1,31 @@
+# Goldsmith's two set-up commands (see README): `make run` and `make test`.
+# Both create .venv on first use; torch==2.13.0 goes in first so pip takes the CPU wheel.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_DB ?= demo/goldsmith.db
+export HF_HUB_OFFLINE := 1
+
+.PHONY: run test install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Install, load the sample team into demo/goldsmith.db (once; later runs keep your changes), show it.
+run: $(STAMP)
+	@mkdir -p $(dir $(DEMO_DB))
+	@if [ -e $(DEMO_DB) ]; then echo "Using the existing demo store $(DEMO_DB) (delete it to start over)."; \
+	else $(BIN)/goldsmith demo --db $(DEMO_DB) | tee $(dir $(DEMO_DB))credentials.txt; fi
+	@$(BIN)/goldsmith stats --db $(DEMO_DB)
+	@echo "Try: $(BIN)/goldsmith list --db $(DEMO_DB) --status submitted"
+
+# Install and run the whole test suite. pytest's exit 5 (no tests collected) counts as a failure.
+test: $(STAMP)
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc

@@ -1,0 +1,115 @@
+"""Load the bundled sample team into a fresh store: users, taxonomy, guidelines, reviewed examples.
+
+The examples go through the real workflow (create, submit, review by a different person), so the
+demo store's history and reviews look like a team's first weeks, not like a bulk insert.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from pathlib import Path
+
+from curation import taxonomy, users, workflow
+from curation.errors import GoldsmithError, InvalidInput
+from curation.importers import Parsed, read_records
+from curation.store import Store
+from schemas import DemoSummary, ReviewInput, Rubric
+
+DEMO_SEED = 7
+_CHANGES = "Please soften the opening and point to the declarations page instead of confirming coverage."
+_REJECT = "This answer breaks the compliance rules in the guidelines; rewrite it from scratch."
+
+
+def _records(sample_dir: Path) -> list[tuple[str, Parsed]]:
+    """(file name, parsed record) for every example in the sample files."""
+    return [
+        (path.name, parsed)
+        for path in sorted((sample_dir / "examples").glob("*"))
+        if path.suffix in (".jsonl", ".json", ".csv")
+        for parsed in read_records(path)
+    ]
+
+
+def _planted_violations(sample_dir: Path) -> set[str]:
+    ids: set[str] = set()
+    for path in sorted((sample_dir / "planted").glob("*.json")):
+        ids |= {
+            i
+            for item in json.loads(path.read_text(encoding="utf-8"))
+            if item["kind"] == "guideline_violation"
+            for i in item["ids"]
+        }
+    return ids
+
+
+def load_demo(store: Store, sample_dir: Path, *, password: str | None = None) -> DemoSummary:
+    """Fill an empty store with the sample team and its examples.
+
+    Args:
+        store: a store with no users yet.
+        sample_dir: the sample_data folder.
+        password: one password for every demo user; each gets a generated one when None.
+    """
+    if store.count_users():
+        raise InvalidInput("the demo loads into an empty store; this one already has users")
+    people = json.loads((sample_dir / "users.json").read_text(encoding="utf-8"))
+    admin = next(p["username"] for p in people if p["role"] == "admin")
+    created = []
+    for person in sorted(people, key=lambda p: p["role"] != "admin"):  # the admin first: it adds the rest
+        secret = password or secrets.token_urlsafe(9)
+        users.add_user(
+            store,
+            None if person["username"] == admin else admin,
+            person["username"],
+            person["role"],
+            display_name=person.get("display_name", ""),
+            password=secret,
+        )
+        created.append({"username": person["username"], "role": person["role"], "password": secret})
+    taxonomy.set_taxonomy(store, admin, json.loads((sample_dir / "taxonomy.json").read_text(encoding="utf-8")), 0)
+    taxonomy.set_guidelines(store, admin, (sample_dir / "guidelines.md").read_text(encoding="utf-8"), 0)
+
+    authors = [p["username"] for p in people if p["role"] == "author"]
+    reviewers = [p["username"] for p in people if p["role"] == "reviewer"]
+    violations = _planted_violations(sample_dir)
+    rng = random.Random(DEMO_SEED)
+    problems: list[str] = []
+    count = 0
+    for n, (file_name, parsed) in enumerate(_records(sample_dir)):
+        try:
+            if parsed.content is None:
+                raise InvalidInput(parsed.error or "unreadable")
+            author, reviewer = authors[n % len(authors)], reviewers[n % len(reviewers)]
+            example = workflow.create_example(
+                store, author, parsed.content, source=f"sample:{file_name}", source_id=parsed.source_id, metadata=parsed.metadata
+            )
+            count += 1
+            _walk(store, example.id, author, reviewer, rng.random(), parsed.source_id in violations)
+        except GoldsmithError as error:
+            problems.append(f"{file_name} record {parsed.location}: {error}")
+    stats = store.stats()
+    return DemoSummary(users=created, examples=count, by_status=stats.by_status, problems=problems)
+
+
+def _walk(store: Store, example_id: int, author: str, reviewer: str, draw: float, violation: bool) -> None:
+    """Move one example through a plausible review history, decided by `draw` in [0, 1)."""
+    if draw >= 0.92 and not violation:
+        return  # still a draft
+    version = workflow.submit_example(store, author, example_id, 1).version
+    if violation or draw >= 0.80:
+        return  # waiting in the review queue: the planted violations are there for reviewers to catch
+    if draw < 0.66:
+        rubric = Rubric(accuracy=5, tone=4 + (draw < 0.4), compliance=5, completeness=4 + (draw < 0.2))
+        workflow.review_example(store, reviewer, example_id, version, ReviewInput(decision="approve", rubric=rubric))
+    elif draw < 0.74:
+        rubric = Rubric(accuracy=4, tone=3, compliance=3, completeness=3)
+        workflow.review_example(
+            store, reviewer, example_id, version, ReviewInput(decision="request_changes", rubric=rubric, comment=_CHANGES)
+        )
+    else:
+        rubric = Rubric(accuracy=2, tone=3, compliance=1, completeness=2)
+        workflow.review_example(
+            store, reviewer, example_id, version, ReviewInput(decision="reject", rubric=rubric, comment=_REJECT)
+        )

@@ -1,0 +1,183 @@
+"""The example lifecycle: write, submit, review, archive.
+
+    draft ──submit──► submitted ──review──► approved | rejected | changes_requested
+      ▲                  ▲                     │          │             │
+      └──edit────────────┼─────edit (approved)─┘          │        edit, submit
+                         └─────────────────────────────────┼─────────────┘
+                                  approved / rejected ──archive──► archived
+
+Every function takes the acting username, checks the role and ownership rules in
+curation.permissions inside the write transaction, and changes nothing when refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from curation.errors import InvalidInput
+from curation.permissions import require
+from curation.store import Store
+from curation.taxonomy import check_tags
+from curation.users import acting_user
+from schemas import STATUSES, Example, ExampleContent, Review, ReviewInput
+
+EDITABLE = {"draft", "changes_requested", "approved"}
+SUBMITTABLE = {"draft", "changes_requested"}
+ARCHIVABLE = {"approved", "rejected"}
+DECISION_STATUS = {"approve": "approved", "reject": "rejected", "request_changes": "changes_requested"}
+# Bulk moves a lead may make: target status -> the statuses it may come from.
+BULK_FROM = {
+    "submitted": {"draft", "changes_requested", "approved", "rejected"},
+    "approved": {"submitted"},
+    "rejected": {"submitted"},
+    "changes_requested": {"submitted"},
+    "archived": ARCHIVABLE,
+}
+
+
+def _either(values: Iterable[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    items = sorted(values)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _state_error(example: Example, doing: str, allowed: Iterable[str]) -> InvalidInput:
+    return InvalidInput(f"example {example.id} is {example.status}; only {_either(allowed)} examples can be {doing}")
+
+
+def create_example(
+    store: Store,
+    actor: str,
+    content: ExampleContent,
+    *,
+    submit: bool = False,
+    source: str = "manual",
+    source_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Example:
+    """Write a new example as `actor` (its author), as a draft or straight to review."""
+    with store.write():
+        user = acting_user(store, actor)
+        require(user, "create_example")
+        check_tags(store, content.tags)
+        return store.insert_example(
+            messages=content.messages,
+            tags=content.tags,
+            author=user.username,
+            status="submitted" if submit else "draft",
+            actor=user.username,
+            source=source,
+            source_id=source_id,
+            metadata=metadata,
+        )
+
+
+def edit_example(store: Store, actor: str, example_id: int, expected_version: int, content: ExampleContent) -> Example:
+    """Replace an example's conversation and tags.
+
+    Drafts and changes_requested examples keep their status; editing an approved example
+    sends it back to review. An edit that changes nothing saves nothing.
+    """
+    with store.write():
+        user = acting_user(store, actor)
+        example = store.get_example(example_id)
+        require(user, "edit_example", example)
+        if example.status not in EDITABLE:
+            raise _state_error(example, "edited", EDITABLE)
+        check_tags(store, content.tags)
+        changes: dict[str, Any] = {"messages": content.messages, "tags": content.tags}
+        if example.status == "approved" and (content.messages, content.tags) != (example.messages, example.tags):
+            changes["status"] = "submitted"
+        return store.update_example(example_id, expected_version, user.username, "edit", changes)
+
+
+def _move(
+    store: Store, actor: str, example_id: int, expected_version: int, action: str, allowed: set[str], target: str
+) -> Example:
+    """One status move: check role, ownership and current status, then save with history."""
+    with store.write():
+        user = acting_user(store, actor)
+        example = store.get_example(example_id)
+        require(user, f"{action}_example", example)
+        if example.status not in allowed:
+            raise _state_error(example, f"{action}{'t' if action == 'submit' else ''}ed", allowed)
+        return store.update_example(example_id, expected_version, user.username, action, {"status": target})
+
+
+def submit_example(store: Store, actor: str, example_id: int, expected_version: int) -> Example:
+    """Send a draft (or a reworked changes_requested example) to the review queue."""
+    return _move(store, actor, example_id, expected_version, "submit", SUBMITTABLE, "submitted")
+
+
+def review_example(store: Store, actor: str, example_id: int, expected_version: int, review: ReviewInput) -> Review:
+    """Record a reviewer's decision on the version they read and move the example on.
+
+    Raises:
+        Conflict: the example changed after the reviewer read it (they judged an old text).
+    """
+    with store.write():
+        user = acting_user(store, actor)
+        example = store.get_example(example_id)
+        require(user, "review_example", example)
+        if example.status != "submitted":
+            raise _state_error(example, "reviewed", {"submitted"})
+        stored = store.insert_review(
+            {
+                "example_id": example_id,
+                "example_version": expected_version,
+                "reviewer": user.username,
+                "decision": review.decision,
+                "rubric": review.rubric.model_dump() if review.rubric else None,
+                "comment": review.comment,
+            }
+        )
+        store.update_example(
+            example_id,
+            expected_version,
+            user.username,
+            review.decision,
+            {"status": DECISION_STATUS[review.decision]},
+            note={"review_id": stored.id, "rubric": review.rubric and review.rubric.model_dump(), "comment": review.comment},
+        )
+        return stored
+
+
+def archive_example(store: Store, actor: str, example_id: int, expected_version: int) -> Example:
+    """Retire an approved or rejected example (leads); it stays in the store and its history."""
+    return _move(store, actor, example_id, expected_version, "archive", ARCHIVABLE, "archived")
+
+
+def bulk_set_status(store: Store, actor: str, example_ids: Iterable[int], status: str, *, comment: str = "") -> list[Example]:
+    """Move many examples to one status at once (leads). All or nothing.
+
+    Raises:
+        InvalidInput: an example cannot make that move; lists which and why, and changes none.
+    """
+    if status not in BULK_FROM:
+        valid = ", ".join(BULK_FROM)
+        known = status in STATUSES
+        raise InvalidInput(f"bulk moves go to {valid}; {status!r} {'is not one of them' if known else 'is not a status'}")
+    if status in ("rejected", "changes_requested") and not comment.strip():
+        raise InvalidInput(f"moving examples to {status} needs a comment that tells the authors why")
+    ids = list(dict.fromkeys(example_ids))
+    if not ids:
+        raise InvalidInput("no examples named; give at least one id")
+    with store.write():
+        user = acting_user(store, actor)
+        require(user, "bulk_set_status")
+        examples = [store.get_example(i) for i in ids]
+        blocked = [f"{e.id} ({e.status})" for e in examples if e.status not in BULK_FROM[status]]
+        if blocked:
+            raise InvalidInput(
+                f"cannot move to {status}: {', '.join(blocked)}; only {_either(BULK_FROM[status])} "
+                "examples can. Nothing was changed"
+            )
+        if status in ("approved", "rejected", "changes_requested"):
+            own = [str(e.id) for e in examples if e.author == user.username]
+            if own:
+                raise InvalidInput(f"you wrote {', '.join(own)}; another reviewer must decide on them. Nothing was changed")
+        note = {"comment": comment} if comment else None
+        return [
+            store.update_example(e.id, e.version, user.username, "bulk_set_status", {"status": status}, note) for e in examples
+        ]

@@ -1,0 +1,160 @@
+"""Examples: the chat-shaped prompt/response records authors write and reviewers judge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Role = Literal["system", "user", "assistant"]
+Status = Literal["draft", "submitted", "approved", "rejected", "changes_requested", "archived"]
+STATUSES: tuple[str, ...] = get_args(Status)
+TAG_KEYS = ("category", "response_type", "knowledge_area")
+
+
+class Message(BaseModel):
+    """One turn of a conversation, in the chat `messages` shape TRL and OpenAI share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _lower_role(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message content is empty; write the text of the turn")
+        return value
+
+
+class Tags(BaseModel):
+    """The taxonomy tags of an example plus free labels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str | None = None
+    response_type: str | None = None
+    knowledge_area: str | None = None
+    labels: tuple[str, ...] = ()
+
+    @field_validator("category", "response_type", "knowledge_area", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: Any) -> Any:
+        # Friendly input ("a; b", "a,b", a list with blanks) becomes one canonical tuple.
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = value.replace(";", ",").split(",")
+        if isinstance(value, (list, tuple)):
+            seen: dict[str, None] = {}
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"labels must be text, got {item!r}")
+                if item.strip():
+                    seen.setdefault(item.strip(), None)
+            return tuple(seen)
+        return value
+
+
+def check_conversation(messages: list[Message] | tuple[Message, ...]) -> None:
+    """Raise ValueError unless messages form a trainable conversation.
+
+    An optional system prompt first, then user and assistant turns alternating,
+    starting with a user turn and ending with an assistant turn.
+    """
+    if not messages:
+        raise ValueError("an example needs at least one user turn and one assistant turn")
+    turns = list(messages)
+    if turns[0].role == "system":
+        turns = turns[1:]
+    offset = len(messages) - len(turns)
+    for i, message in enumerate(turns):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if message.role != expected:
+            where = f"message {i + offset + 1}"
+            if message.role == "system":
+                raise ValueError(f"{where} is a system prompt; only the first message may be one")
+            raise ValueError(
+                f"{where} has role '{message.role}' but '{expected}' was expected: "
+                "after an optional system prompt, turns alternate user, assistant"
+            )
+    if not turns:
+        raise ValueError("an example needs at least one user turn and one assistant turn")
+    if turns[-1].role != "assistant":
+        raise ValueError("the conversation must end with an assistant turn (the response to train on)")
+
+
+def content_hash(messages: list[Message] | tuple[Message, ...]) -> str:
+    """sha256 of the conversation's roles and texts, exactly as written."""
+    canonical = json.dumps([[m.role, m.content] for m in messages], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ExampleContent(BaseModel):
+    """What an author writes: the conversation and its tags."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: tuple[Message, ...]
+    tags: Tags = Field(default_factory=Tags)
+
+    @model_validator(mode="after")
+    def _trainable(self) -> ExampleContent:
+        check_conversation(self.messages)
+        return self
+
+    @classmethod
+    def from_pair(cls, prompt: str, response: str, *, system: str | None = None, tags: Tags | None = None) -> ExampleContent:
+        """Build a single-turn example from a prompt and a response."""
+        messages = [{"role": "system", "content": system}] if system and system.strip() else []
+        messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        return cls.model_validate({"messages": messages, "tags": tags or Tags()})
+
+    @property
+    def system(self) -> str | None:
+        return self.messages[0].content if self.messages[0].role == "system" else None
+
+    @property
+    def prompt(self) -> str:
+        """The first user turn."""
+        return next(m.content for m in self.messages if m.role == "user")
+
+    @property
+    def response(self) -> str:
+        """The final assistant turn."""
+        return self.messages[-1].content
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.messages)
+
+
+class Example(ExampleContent):
+    """An example as stored: content plus workflow state and provenance."""
+
+    id: int
+    source: str = "manual"
+    source_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    status: Status = "draft"
+    author: str
+    version: int = Field(default=1, ge=1)
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,78 @@
+"""Query inputs and report outputs shared by the store, the CLI and the app."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.example import Status
+from schemas.user import normalise_username
+
+T = TypeVar("T")
+
+
+class ExampleFilter(BaseModel):
+    """Which examples to list: every field narrows the result; None means any."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    query: str | None = None
+    status: Status | None = None
+    author: str | None = None
+    category: str | None = None
+    response_type: str | None = None
+    knowledge_area: str | None = None
+    label: str | None = None
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=50, ge=1, le=500)
+
+    @field_validator("author", mode="before")
+    @classmethod
+    def _author(cls, value: object) -> object:
+        return normalise_username(value)
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a result, with the total so a UI can draw a pager."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+class Stats(BaseModel):
+    """Counts for the dashboard and `goldsmith stats`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    examples: int
+    by_status: dict[str, int]
+    by_category: dict[str, int]
+    by_author: dict[str, int]
+    reviews: int
+    reviews_by_decision: dict[str, int]
+    users_by_role: dict[str, int]
+
+
+class DemoSummary(BaseModel):
+    """What `goldsmith demo` loaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    users: list[dict[str, str]]
+    examples: int
+    by_status: dict[str, int]
+    problems: list[str]

@@ -1,0 +1,195 @@
+"""The example lifecycle, and the history invariant: one history row per change, none without."""
+
+import pytest
+from conftest import GOOD_RUBRIC, content, dump, make_example
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from curation import taxonomy, users, workflow
+from curation.errors import Conflict, GoldsmithError, InvalidInput
+from schemas import ReviewInput
+
+
+def test_the_whole_lifecycle_keeps_reviews_and_history(team):
+    ex = workflow.create_example(team, "amy", content())
+    assert (ex.status, ex.version, ex.author) == ("draft", 1, "amy")
+    ex = workflow.submit_example(team, "amy", ex.id, ex.version)
+    review = workflow.review_example(
+        team, "rita", ex.id, ex.version, ReviewInput(decision="request_changes", comment="cite the portal")
+    )
+    assert (review.example_version, team.get_example(ex.id).status) == (2, "changes_requested")
+    ex = workflow.edit_example(team, "amy", ex.id, 3, content(response="Use the portal at lakeshoremutual.example."))
+    assert ex.status == "changes_requested"
+    ex = workflow.submit_example(team, "amy", ex.id, ex.version)
+    workflow.review_example(team, "rob", ex.id, ex.version, ReviewInput(decision="approve", rubric=GOOD_RUBRIC))
+    ex = team.get_example(ex.id)
+    assert ex.status == "approved"
+    assert [r.decision for r in team.reviews_for(ex.id)] == ["request_changes", "approve"]
+    assert [h.action for h in team.history("example", ex.id)] == [
+        "create",
+        "submit",
+        "request_changes",
+        "edit",
+        "submit",
+        "approve",
+    ]
+    approve = team.history("example", ex.id)[-1]
+    assert approve.before == {"status": "submitted"} and approve.after["rubric"]["accuracy"] == 5
+
+
+def test_editing_an_approved_example_sends_it_back_to_review(team):
+    ex = make_example(team, "approved")
+    edited = workflow.edit_example(team, "amy", ex.id, ex.version, content(response="Better answer."))
+    assert edited.status == "submitted"
+    draft = make_example(team)
+    rows = team.db["history"].count
+    assert workflow.edit_example(team, "amy", draft.id, draft.version, content()) == draft  # nothing changed: nothing saved
+    assert team.db["history"].count == rows
+
+
+@pytest.mark.parametrize("status", ["submitted", "rejected", "archived"])
+def test_only_editable_states_can_be_edited(team, status):
+    ex = make_example(team, status)
+    before = dump(team)
+    with pytest.raises(InvalidInput, match=f"example {ex.id} is {status}"):
+        workflow.edit_example(team, "amy", ex.id, ex.version, content("x", "y"))
+    assert dump(team) == before
+
+
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        ("submitted", "submit"),
+        ("approved", "submit"),
+        ("draft", "review"),
+        ("approved", "review"),
+        ("draft", "archive"),
+        ("submitted", "archive"),
+        ("archived", "archive"),
+    ],
+)
+def test_illegal_transitions_are_refused_and_change_nothing(team, status, action):
+    ex = make_example(team, status)
+    calls = {
+        "submit": lambda: workflow.submit_example(team, "amy", ex.id, ex.version),
+        "review": lambda: workflow.review_example(team, "rita", ex.id, ex.version, ReviewInput(decision="approve")),
+        "archive": lambda: workflow.archive_example(team, "lee", ex.id, ex.version),
+    }
+    before = dump(team)
+    with pytest.raises(InvalidInput, match=f"is {status}; only"):
+        calls[action]()
+    assert dump(team) == before
+
+
+def test_a_review_of_a_stale_version_is_a_conflict(team):
+    ex = make_example(team, "submitted")
+    # the reviewer opened version 2; meanwhile a lead sends it to changes_requested via bulk
+    workflow.bulk_set_status(team, "lee", [ex.id], "changes_requested", comment="hold on")
+    before = dump(team)
+    with pytest.raises(GoldsmithError):
+        workflow.review_example(team, "rita", ex.id, ex.version, ReviewInput(decision="approve"))
+    assert dump(team) == before
+
+
+def test_review_conflict_leaves_no_review_row(team):
+    ex = make_example(team, "submitted")
+    with pytest.raises(Conflict):
+        workflow.review_example(team, "rita", ex.id, ex.version - 1, ReviewInput(decision="approve"))
+    assert team.reviews_for(ex.id) == []
+
+
+def test_bulk_moves_are_all_or_nothing(team):
+    ok = [make_example(team, "approved") for _ in range(3)]
+    draft = make_example(team)
+    before = dump(team)
+    with pytest.raises(InvalidInput, match=rf"{draft.id} \(draft\).*Nothing was changed"):
+        workflow.bulk_set_status(team, "lee", [e.id for e in ok] + [draft.id], "archived")
+    assert dump(team) == before
+    moved = workflow.bulk_set_status(team, "lee", [e.id for e in ok], "archived")
+    assert {e.status for e in moved} == {"archived"}
+    with pytest.raises(InvalidInput, match="needs a comment"):
+        workflow.bulk_set_status(team, "lee", [draft.id], "changes_requested")
+    with pytest.raises(InvalidInput, match="not a status"):
+        workflow.bulk_set_status(team, "lee", [draft.id], "published")
+
+
+def test_leads_cannot_bulk_approve_their_own_examples(team):
+    own = make_example(team, "submitted", author="lee", reviewer="rita")
+    with pytest.raises(InvalidInput, match="another reviewer must decide"):
+        workflow.bulk_set_status(team, "lee", [own.id], "approved")
+
+
+def test_tags_are_checked_against_the_taxonomy(team):
+    taxonomy.set_taxonomy(team, "ada", {"categories": ["claims", "billing"], "knowledge_areas": ["auto"]}, 0)
+    with pytest.raises(InvalidInput, match="category 'claim' is not in the taxonomy; choose one of: claims, billing"):
+        workflow.create_example(team, "amy", content(category="claim"))
+    assert workflow.create_example(team, "amy", content(category="claims", response_type="free")).tags.category == "claims"
+
+
+# ---------------------------------------------------------------- history invariant under random operations
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "create",
+                "edit",
+                "noop_edit",
+                "submit",
+                "approve",
+                "changes",
+                "archive",
+                "bulk_submit",
+                "role",
+                "taxonomy",
+                "forbidden",
+            ]
+        ),
+        st.integers(0, 5),
+        st.sampled_from(["amy", "al", "lee", "rita", "ada"]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(OPS)
+def test_every_change_has_one_history_row_and_no_row_without_a_change(team, ops):
+    for op, pick, actor in ops:
+        ids = [r["id"] for r in team.db["examples"].rows]
+        ex = team.get_example(ids[pick % len(ids)]) if ids else None
+        before_rows, before = team.db["history"].count, dump(team)
+        try:
+            if op == "create" or ex is None:
+                workflow.create_example(team, actor, content(f"q{pick}", "a"))
+            elif op == "edit":
+                workflow.edit_example(team, actor, ex.id, ex.version, content(f"edited {pick} {ex.version}", "a"))
+            elif op == "noop_edit":
+                workflow.edit_example(team, actor, ex.id, ex.version, ex)
+            elif op == "submit":
+                workflow.submit_example(team, actor, ex.id, ex.version)
+            elif op in ("approve", "changes"):
+                decision = (
+                    ReviewInput(decision="approve") if op == "approve" else ReviewInput(decision="request_changes", comment="x")
+                )
+                workflow.review_example(team, actor, ex.id, ex.version, decision)
+            elif op == "archive":
+                workflow.archive_example(team, actor, ex.id, ex.version)
+            elif op == "bulk_submit":
+                workflow.bulk_set_status(team, actor, [ex.id], "submitted")
+            elif op == "role":
+                users.set_role(team, actor, "rob", ["reviewer", "lead"][pick % 2], team.get_user("rob").version)
+            elif op == "taxonomy":
+                taxonomy.set_taxonomy(team, actor, {"categories": [f"c{pick}"]}, taxonomy.get_taxonomy(team)[1])
+            elif op == "forbidden":
+                workflow.review_example(team, "amy", ex.id, ex.version, ReviewInput(decision="approve"))
+        except GoldsmithError:
+            assert dump(team) == before, f"{op} by {actor} failed but changed the store"
+            continue
+        changed = dump(team) != before
+        assert team.db["history"].count == before_rows + (1 if changed else 0), f"{op} by {actor}"
+    # Each example's version counts its changes; each has exactly that many history rows.
+    for row in team.db["examples"].rows:
+        assert len(team.history("example", row["id"])) == row["version"]
+    for user in team.list_users():
+        assert len(team.history("user", user.username)) == user.version

@@ -1,0 +1,1 @@
+"""LoRA training and evaluation on approved snapshots (see the training issue)."""
