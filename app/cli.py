@@ -19,12 +19,14 @@ from app.cli_common import (
     handle_errors,
     one_line,
     open_store,
+    parse_tags,
     read_text_arg,
     table,
 )
+from app.cli_data import export_command, import_command, snapshot_app
 from curation import workflow
 from curation.errors import InvalidInput
-from schemas import TAG_KEYS, Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
+from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
 
 app = typer.Typer(
     name="goldsmith",
@@ -36,6 +38,9 @@ app = typer.Typer(
 app.add_typer(user_app, name="user")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(guidelines_app, name="guidelines")
+app.add_typer(snapshot_app, name="snapshot")
+app.command("import")(handle_errors(import_command))
+app.command("export")(handle_errors(export_command))
 
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", help="category=…, response_type=… or knowledge_area=… (repeatable).")
@@ -46,18 +51,6 @@ PageSizeOption = Annotated[int, typer.Option(min=1, max=500, help="Examples per 
 VersionOption = Annotated[
     int | None, typer.Option("--version", help="The version you read; refuse to save if it changed since. Default: current.")
 ]
-
-
-def _tags(pairs: list[str] | None, labels: list[str] | None, base: Tags) -> Tags:
-    values: dict[str, Any] = base.model_dump()
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or key.strip() not in TAG_KEYS:
-            raise InvalidInput(f"--tag needs KEY=VALUE with KEY one of {', '.join(TAG_KEYS)}; got {pair!r}")
-        values[key.strip()] = value
-    if labels is not None:
-        values["labels"] = labels
-    return Tags.model_validate(values)
 
 
 def _content(
@@ -80,7 +73,7 @@ def _content(
         if not isinstance(data, dict) or "messages" not in data:
             raise InvalidInput(f'{file} must hold a JSON object like {{"messages": [...], "tags": {{...}}}}')
         content = ExampleContent.model_validate({"messages": data["messages"], "tags": data.get("tags") or {}})
-        return content.model_copy(update={"tags": _tags(tags, labels, content.tags)}) if tags or labels else content
+        return content.model_copy(update={"tags": parse_tags(tags, labels, content.tags)}) if tags or labels else content
     if base is None:
         if prompt is None or response is None:
             raise InvalidInput("give --prompt and --response (or --file with a JSON example)")
@@ -88,7 +81,7 @@ def _content(
             read_text_arg(prompt),
             read_text_arg(response),
             system=system and read_text_arg(system),
-            tags=_tags(tags, labels, Tags()),
+            tags=parse_tags(tags, labels, Tags()),
         )
     messages = [m.model_dump() for m in base.messages]
     if system is not None:
@@ -100,7 +93,7 @@ def _content(
         messages[first_user]["content"] = read_text_arg(prompt)
     if response is not None:
         messages[-1]["content"] = read_text_arg(response)
-    return ExampleContent.model_validate({"messages": messages, "tags": _tags(tags, labels, base.tags)})
+    return ExampleContent.model_validate({"messages": messages, "tags": parse_tags(tags, labels, base.tags)})
 
 
 def _print_example(example: Example, store: Any, *, history: bool) -> None:
@@ -286,7 +279,7 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Full-text search over prompts and responses, best matches first."""
-    tags = _tags(tag, None, Tags()).model_dump(exclude={"labels"})
+    tags = parse_tags(tag, None, Tags()).model_dump(exclude={"labels"})
     flt = ExampleFilter(query=query, status=status, author=author, label=label, page=page, page_size=page_size, **tags)
     page_ = open_store(db).list_examples(flt)
     if as_json:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound, explain
 from curation.store import Store
+from schemas import TAG_KEYS, Tags
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,3 +110,16 @@ def read_text_arg(value: str) -> str:
     if value.startswith("@"):
         return Path(value[1:]).read_text(encoding="utf-8")
     return value
+
+
+def parse_tags(pairs: list[str] | None, labels: list[str] | None, base: Tags) -> Tags:
+    """`--tag KEY=VALUE` options (and `--label`s) applied on top of `base`."""
+    values: dict[str, Any] = base.model_dump()
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in TAG_KEYS:
+            raise InvalidInput(f"--tag needs KEY=VALUE with KEY one of {', '.join(TAG_KEYS)}; got {pair!r}")
+        values[key.strip()] = value
+    if labels is not None:
+        values["labels"] = labels
+    return Tags.model_validate(values)

@@ -36,6 +36,7 @@ class Parsed:
     """One record of a file: `content` when it is good, `error` when it is not."""
 
     location: int  # 1-based line (JSONL, CSV) or 0-based index (JSON array)
+    where: str = "line"  # which of the two `location` is
     content: ExampleContent | None = None
     source_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -137,7 +138,8 @@ def _json_array_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
         while True:
             skip(" \t\r\n,")
             if pos >= len(buffer):
-                raise InvalidInput(f"{path.name} ends before its closing ']' (after record {index - 1}); the file is cut short")
+                yield index, None, "the file ends here without its closing ']'; it looks cut short, so later records are missing"
+                return
             if buffer[pos] == "]":
                 return
             try:
@@ -194,35 +196,51 @@ def _csv_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 # ---------------------------------------------------------------------------------------- formats
 
 
-def detect_format(path: Path) -> str:
-    """Guess the format from the extension and the first record's keys."""
+def _format_of(keys: set[str]) -> str | None:
+    if "messages" in keys:
+        return "openai"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    if keys & set(_PROMPT_KEYS) and keys & set(_RESPONSE_KEYS):
+        return "pairs"
+    return None
+
+
+def detect_format(path: Path, *, sample: int = 100) -> str:
+    """Guess the format from the extension, or from the first records whose keys say it (a broken first line is skipped)."""
     if path.suffix.lower() in (".csv", ".tsv"):
         return "csv"
-    for _, record, error in _container(path):
+    seen: list[str] = []
+    for n, (_, record, error) in enumerate(_container(path)):
+        if n >= sample:
+            break
         if error or not isinstance(record, dict):
             continue
-        keys = set(record)
-        if "messages" in keys:
-            return "openai"
-        if "conversations" in keys:
-            return "sharegpt"
-        if "instruction" in keys and "output" in keys:
-            return "alpaca"
-        if keys & set(_PROMPT_KEYS) and keys & set(_RESPONSE_KEYS):
-            return "pairs"
+        fmt = _format_of(set(record))
+        if fmt:
+            return fmt
+        seen.append(", ".join(sorted(record)) or "none")
+    if seen:
         raise InvalidInput(
-            f"cannot tell the format of {path.name} from its first record (keys: {', '.join(sorted(keys)) or 'none'}); "
-            f"pass --format {'|'.join(FORMATS)}"
+            f"cannot tell the format of {path.name} from its records (keys: {seen[0]}); pass --format {'|'.join(FORMATS)}"
         )
-    raise InvalidInput(f"{path.name} holds no records")
+    raise InvalidInput(f"{path.name} holds no records Goldsmith can read (no JSON objects or CSV rows)")
+
+
+def is_json_array(path: Path) -> bool:
+    """Whether the file is one JSON array (records are then counted by index, not line)."""
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return False
+    with path.open("rb") as handle:
+        return handle.read(4096).lstrip(codecs.BOM_UTF8).lstrip().startswith(b"[")
 
 
 def _container(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     if path.suffix.lower() in (".csv", ".tsv"):
         return _csv_records(path)
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip(codecs.BOM_UTF8).lstrip()
-    return _json_array_records(path) if head.startswith(b"[") else _jsonl_records(path)
+    return _json_array_records(path) if is_json_array(path) else _jsonl_records(path)
 
 
 def _tags_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -239,8 +257,14 @@ def _tags_of(record: dict[str, Any]) -> dict[str, Any]:
     return tags
 
 
+def _require(record: dict[str, Any], key: str) -> Any:
+    if key not in record:
+        raise _RecordError(f"has no '{key}' field (it has {', '.join(sorted(record)) or 'no fields'}); is it in another format?")
+    return record.pop(key)
+
+
 def _openai(record: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = record.pop("messages")
+    messages = _require(record, "messages")
     if not isinstance(messages, list):
         raise _RecordError('messages must be a list of {"role", "content"} objects')
     out, extras = [], {}
@@ -266,7 +290,7 @@ def _openai(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _sharegpt(record: dict[str, Any]) -> list[dict[str, Any]]:
-    turns = record.pop("conversations")
+    turns = _require(record, "conversations")
     if not isinstance(turns, list):
         raise _RecordError('conversations must be a list of {"from", "value"} objects')
     out = []
@@ -318,7 +342,21 @@ def _pairs(record: dict[str, Any]) -> list[dict[str, Any]]:
     return head + [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
 
 
-_NORMALISERS = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca, "pairs": _pairs, "csv": _pairs}
+def _csv(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A CSV row: prompt/response columns, or a `messages` column (JSON) for a multi-turn example."""
+    raw = record.pop("messages", None)
+    if not raw:
+        return _pairs(record)
+    try:
+        messages = _loads(raw)
+    except (json.JSONDecodeError, _RecordError) as exc:
+        raise _RecordError(f"the messages column is not valid JSON ({exc})") from None
+    for key in ("prompt", "response", "system"):
+        record.pop(key, None)  # the conversation column is the whole truth; these repeat it
+    return _openai({"messages": messages})
+
+
+_NORMALISERS = {"openai": _openai, "sharegpt": _sharegpt, "alpaca": _alpaca, "pairs": _pairs, "csv": _csv}
 
 
 def read_records(path: Path, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Parsed]:
@@ -339,10 +377,11 @@ def read_records(path: Path, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_
     if fmt not in _NORMALISERS:
         raise InvalidInput(f"unknown format {fmt!r}; use one of auto, {', '.join(FORMATS)}")
     normalise = _NORMALISERS[fmt]
+    where = "index" if is_json_array(path) else "line"
     seen: dict[str, int] = {}
     for location, record, error in _container(path):
         if error:
-            yield Parsed(location, error=error)
+            yield Parsed(location, where, error=error)
             continue
         try:
             if not isinstance(record, dict):
@@ -362,13 +401,13 @@ def read_records(path: Path, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_
             if source_id is not None:
                 if source_id in seen:
                     raise _RecordError(
-                        f"id {source_id!r} already appeared at {seen[source_id]}; ids must be unique within a file"
+                        f"id {source_id!r} already appeared at {where} {seen[source_id]}; ids must be unique in a file"
                     )
                 seen[source_id] = location
             yield Parsed(
                 location, content=content, source_id=source_id, metadata={k: v for k, v in record.items() if v not in (None, "")}
             )
         except _RecordError as exc:
-            yield Parsed(location, error=str(exc))
+            yield Parsed(location, where, error=str(exc))
         except ValidationError as exc:
-            yield Parsed(location, error=explain(exc))
+            yield Parsed(location, where, error=explain(exc))

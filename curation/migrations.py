@@ -98,3 +98,25 @@ def m001_core(db: Database) -> None:
         pk="key",
         not_null={"value", "version"},
     )
+
+
+@migrations()
+def m002_snapshots(db: Database) -> None:
+    db["snapshots"].create(
+        {
+            "id": str,
+            "name": str,
+            "path": str,
+            "created_by": str,
+            "created_at": str,
+            "seed": int,
+            "eval_fraction": float,
+            "filter": str,
+            "train": int,
+            "eval": int,
+            "schema_version": int,
+            "manifest_sha256": str,
+        },
+        pk="id",
+        not_null={"name", "path", "created_by", "created_at", "train", "eval"},
+    )

@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound
 from curation.migrations import migrations
-from schemas import Example, ExampleFilter, HistoryEntry, Message, Page, Review, Stats, Tags, User
+from schemas import Example, ExampleFilter, HistoryEntry, Message, Page, Review, Snapshot, Stats, Tags, User
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -151,6 +151,20 @@ class Store:
             self.conn.execute("COMMIT")
         finally:
             self._depth = 0
+
+    @contextmanager
+    def read(self) -> Iterator[Store]:
+        """A consistent read of many rows (WAL snapshot isolation); does not block writers."""
+        if self._depth:
+            yield self
+            return
+        self.conn.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield self
+        finally:
+            self._depth = 0
+            self.conn.execute("COMMIT")
 
     def _require_write(self) -> None:
         if not self._depth:
@@ -421,6 +435,41 @@ class Store:
             )
             self.add_history("settings", key, f"set_{key}", actor, None if before is None else {key: before}, {key: value})
             return version + 1
+
+    # ------------------------------------------------------------------ snapshots
+
+    def insert_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        self._require_write()
+        row = snapshot.model_dump(mode="json")
+        self.db["snapshots"].insert({**row, "filter": _dumps(row["filter"])})
+        self.add_history(
+            "snapshot",
+            snapshot.id,
+            "create_snapshot",
+            snapshot.created_by,
+            None,
+            {"name": snapshot.name, "train": snapshot.train, "eval": snapshot.eval, "path": snapshot.path},
+        )
+        return snapshot
+
+    def get_snapshot(self, key: str) -> Snapshot:
+        """A snapshot by id, name (the newest of that name), or a unique id prefix."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM snapshots WHERE id = ? OR name = ? OR id LIKE ? ORDER BY created_at DESC", [key, key, f"{key}%"]
+            )
+        )
+        picked = [r for r in rows if r["id"] == key] or [r for r in rows if r["name"] == key] or rows
+        if len(picked) != 1 and not (picked and picked[0]["name"] == key):
+            found = "several snapshots match" if picked else "no snapshot matches"
+            raise NotFound(f"{found} {key!r}; `goldsmith snapshot list` shows ids and names")
+        return Snapshot.model_validate({**picked[0], "filter": json.loads(picked[0]["filter"])})
+
+    def list_snapshots(self) -> list[Snapshot]:
+        return [
+            Snapshot.model_validate({**r, "filter": json.loads(r["filter"])})
+            for r in self.db.query("SELECT * FROM snapshots ORDER BY created_at DESC")
+        ]
 
     # ------------------------------------------------------------------ reports
 

@@ -13,8 +13,9 @@ from schemas.example import (
     content_hash,
 )
 from schemas.history import HistoryEntry
-from schemas.reports import DemoSummary, ExampleFilter, Page, Stats
+from schemas.reports import DemoSummary, ExampleFilter, ImportReport, Page, Rejection, Stats
 from schemas.review import DECISIONS, RUBRIC, Decision, Review, ReviewInput, Rubric
+from schemas.snapshot import Snapshot
 from schemas.taxonomy import Target, Taxonomy
 from schemas.user import ROLES, User, UserRole, normalise_username
 
@@ -30,9 +31,12 @@ __all__ = [
     "ExampleContent",
     "ExampleFilter",
     "HistoryEntry",
+    "ImportReport",
+    "Rejection",
     "Message",
     "Page",
     "Review",
+    "Snapshot",
     "ReviewInput",
     "Role",
     "Rubric",

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Entity = Literal["example", "user", "taxonomy", "settings"]
+Entity = Literal["example", "user", "settings", "snapshot"]
 
 
 class HistoryEntry(BaseModel):

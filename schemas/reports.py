@@ -76,3 +76,27 @@ class DemoSummary(BaseModel):
     examples: int
     by_status: dict[str, int]
     problems: list[str]
+
+
+class Rejection(BaseModel):
+    """A record an import could not take: where it is (line, or index in a JSON array) and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int | None = None
+    index: int | None = None
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """What `goldsmith import` did. Nothing is dropped without being counted here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    format: str
+    status: str
+    imported: int = 0
+    duplicates: int = 0
+    duplicate_of: list[dict[str, int]] = Field(default_factory=list)
+    rejected: list[Rejection] = Field(default_factory=list)

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PASSWORD, ROOT
 from typer.testing import CliRunner
 
 from app.cli import app
+from conftest import PASSWORD, ROOT
 
 runner = CliRunner()
 

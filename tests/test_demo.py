@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import SAMPLE_DATA
 
+from conftest import SAMPLE_DATA
 from curation import users
 from curation.demo import load_demo
 from curation.errors import InvalidInput

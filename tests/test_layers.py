@@ -4,6 +4,7 @@ import ast
 import sys
 
 import pytest
+
 from conftest import ROOT
 
 LAYERS = ["schemas", "curation", "training", "app"]

@@ -2,8 +2,8 @@
 PermissionDenied and leaves every table exactly as it was."""
 
 import pytest
-from conftest import GOOD_RUBRIC, content, dump, make_example
 
+from conftest import GOOD_RUBRIC, content, dump, make_example
 from curation import taxonomy, users, workflow
 from curation.errors import PermissionDenied
 from curation.permissions import ACTIONS, can

@@ -2,10 +2,10 @@ import sqlite3
 import threading
 
 import pytest
-from conftest import content, make_example
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import content, make_example
 from curation import workflow
 from curation.errors import Conflict, InvalidInput, NotFound
 from curation.migrations import migrations

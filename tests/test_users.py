@@ -1,6 +1,6 @@
 import pytest
-from conftest import PASSWORD, dump
 
+from conftest import PASSWORD, dump
 from curation import users
 from curation.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
 

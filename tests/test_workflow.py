@@ -1,10 +1,10 @@
 """The example lifecycle, and the history invariant: one history row per change, none without."""
 
 import pytest
-from conftest import GOOD_RUBRIC, content, dump, make_example
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import GOOD_RUBRIC, content, dump, make_example
 from curation import taxonomy, users, workflow
 from curation.errors import Conflict, GoldsmithError, InvalidInput
 from schemas import ReviewInput

@@ -1,0 +1,228 @@
+"""Snapshots: immutable, content-addressed folders of approved examples, split into train and eval.
+
+A snapshot folder holds train.jsonl, eval.jsonl (chat `messages`, each line with the example's
+`id` and `source_id`) and manifest.json (sha256 of each file, counts per tag, the filter, seed,
+creator, time, schema version). It is written under a temporary name, fsynced and renamed, so a
+killed snapshot leaves no half folder; its id is the hash of its data, so the same approved set
+and seed always give the same id and byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from curation.errors import InvalidInput
+from curation.exporting import iter_examples
+from curation.permissions import require
+from curation.split import split
+from curation.store import Store, now
+from curation.users import acting_user
+from schemas import Example, ExampleFilter, Snapshot
+
+FILES = ("train.jsonl", "eval.jsonl")
+
+
+def default_root(store: Store) -> Path:
+    """Where snapshots go unless told otherwise: a `snapshots` folder beside the database."""
+    return (store.path.parent if store.path else Path.cwd()) / "snapshots"
+
+
+def _line(example: Example) -> bytes:
+    record = {
+        "id": example.id,
+        "source_id": example.source_id,
+        "messages": [m.model_dump() for m in example.messages],
+        "tags": example.tags.model_dump(mode="json"),
+    }
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _write(path: Path, data: bytes) -> str:
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.chmod(0o444)  # snapshots are immutable: read-only files say so to people and tools
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tag_counts(examples: Iterable[Example]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter] = {k: Counter() for k in ("category", "response_type", "knowledge_area", "labels")}
+    for e in examples:
+        for key in ("category", "response_type", "knowledge_area"):
+            counts[key][getattr(e.tags, key) or "(untagged)"] += 1
+        counts["labels"].update(e.tags.labels)
+    return {k: dict(sorted(v.items())) for k, v in counts.items()}
+
+
+def create_snapshot(
+    store: Store,
+    actor: str,
+    name: str,
+    *,
+    eval_fraction: float = 0.1,
+    seed: int = 0,
+    flt: ExampleFilter | None = None,
+    groups: Iterable[Iterable[int]] = (),
+    root: Path | None = None,
+) -> Snapshot:
+    """Cut a snapshot of the approved examples matching `flt` (leads).
+
+    Args:
+        store: the store.
+        actor: the lead creating it.
+        name: a human name ("v1-claims"); the id is derived from the data.
+        eval_fraction: share of each category held out for evaluation, in [0, 1).
+        seed: split seed.
+        flt: narrows the approved set (tags, author, label); its status is always approved.
+        groups: example ids that must stay on one side of the split (near-duplicate clusters).
+        root: the folder that holds snapshot folders (default: beside the database).
+
+    Returns:
+        The snapshot; an identical earlier snapshot (same data) is returned instead of a copy.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidInput("give the snapshot a name, e.g. --name v1")
+    if not 0 <= eval_fraction < 1:
+        raise InvalidInput(f"eval fraction must be in [0, 1), got {eval_fraction}")
+    flt = (flt or ExampleFilter()).model_copy(update={"status": "approved", "query": None, "page": 1})
+    require(acting_user(store, actor), "create_snapshot")
+    root = root or default_root(store)
+    with store.read():  # one consistent view of the approved set
+        examples = {e.id: e for e in iter_examples(store, flt)}
+        schema_version = store.schema_version
+    if not examples:
+        raise InvalidInput("no approved examples match; approve some (or widen the filter) before cutting a snapshot")
+    train_ids, eval_ids = split([(i, e.tags.category) for i, e in examples.items()], eval_fraction, seed, groups)
+    data = {
+        "train.jsonl": b"".join(_line(examples[i]) for i in train_ids),
+        "eval.jsonl": b"".join(_line(examples[i]) for i in eval_ids),
+    }
+    digests = {f: hashlib.sha256(b).hexdigest() for f, b in data.items()}
+    snapshot_id = hashlib.sha256("".join(digests[f] for f in FILES).encode()).hexdigest()[:16]
+    final = root / snapshot_id
+    if not final.exists():
+        manifest = {
+            "id": snapshot_id,
+            "name": name,
+            "created_by": actor,
+            "created_at": now(),
+            "seed": seed,
+            "eval_fraction": eval_fraction,
+            "filter": flt.model_dump(mode="json", exclude={"page", "page_size", "query"}, exclude_none=True),
+            "schema_version": schema_version,
+            "files": {f: {"sha256": digests[f], "examples": len(train_ids if f == "train.jsonl" else eval_ids)} for f in FILES},
+            "counts": {
+                "train": len(train_ids),
+                "eval": len(eval_ids),
+                "groups_kept_together": sum(1 for g in groups if len(set(g) & examples.keys()) > 1),
+                "train_tags": _tag_counts(examples[i] for i in train_ids),
+                "eval_tags": _tag_counts(examples[i] for i in eval_ids),
+            },
+        }
+        _publish(root, final, data, manifest)
+    return _record(store, final)
+
+
+def _publish(root: Path, final: Path, data: dict[str, bytes], manifest: dict[str, Any]) -> None:
+    """Write into a hidden temporary folder, fsync everything, then rename it into place."""
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(root)
+    tmp = root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for file_name, blob in data.items():
+            _write(tmp / file_name, blob)
+        _write(tmp / "manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
+        _fsync_dir(tmp)
+        os.rename(tmp, final)  # atomic; fails if another process published the same snapshot first
+        _fsync_dir(root)
+    except OSError:
+        if not final.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Delete temporary folders left by snapshot processes that were killed (their pid is gone)."""
+    for tmp in root.glob(".tmp-*-*-*"):
+        pid = tmp.name.split("-")[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _record(store: Store, folder: Path) -> Snapshot:
+    """Record a published (and verified) folder in the store; idempotent."""
+    manifest = verify_snapshot(folder)
+    snapshot = Snapshot(
+        id=manifest["id"],
+        name=manifest["name"],
+        path=str(folder.resolve()),
+        created_by=manifest["created_by"],
+        created_at=manifest["created_at"],
+        seed=manifest["seed"],
+        eval_fraction=manifest["eval_fraction"],
+        filter=manifest["filter"],
+        train=manifest["counts"]["train"],
+        eval=manifest["counts"]["eval"],
+        schema_version=manifest["schema_version"],
+        manifest_sha256=hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest(),
+    )
+    with store.write():
+        if store.db["snapshots"].count_where("id = ?", [snapshot.id]):
+            return store.get_snapshot(snapshot.id)
+        return store.insert_snapshot(snapshot)
+
+
+def verify_snapshot(folder: Path) -> dict[str, Any]:
+    """Check a snapshot folder against its manifest; return the manifest.
+
+    Raises:
+        InvalidInput: a file is missing, or its bytes or line count differ from the manifest.
+    """
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise InvalidInput(f"{folder} has no manifest.json; it is not a complete snapshot")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for file_name, expected in manifest["files"].items():
+        path = folder / file_name
+        if not path.is_file():
+            raise InvalidInput(f"snapshot {folder.name} is missing {file_name}")
+        blob = path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != expected["sha256"]:
+            raise InvalidInput(f"snapshot {folder.name}: {file_name} does not match its sha256 in the manifest; it was changed")
+        lines = blob.count(b"\n")
+        if lines != expected["examples"]:
+            raise InvalidInput(f"snapshot {folder.name}: {file_name} has {lines} lines, the manifest says {expected['examples']}")
+    digest = hashlib.sha256("".join(manifest["files"][f]["sha256"] for f in FILES).encode()).hexdigest()[:16]
+    if digest != manifest["id"] or folder.name != manifest["id"]:
+        raise InvalidInput(f"snapshot folder {folder.name} does not match its content id {digest}")
+    return manifest
