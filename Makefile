@@ -17,13 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# Install, load the sample team into demo/goldsmith.db (once; later runs keep your changes), show it.
+# Install, load the sample team into demo/goldsmith.db (once; later runs keep your changes), then run the app on it.
 run: $(STAMP)
 	@mkdir -p $(dir $(DEMO_DB))
 	@if [ -e $(DEMO_DB) ]; then echo "Using the existing demo store $(DEMO_DB) (delete it to start over)."; \
-	else $(BIN)/goldsmith demo --db $(DEMO_DB) | tee $(dir $(DEMO_DB))credentials.txt; fi
+	else $(BIN)/goldsmith demo --db $(DEMO_DB) | tee $(dir $(DEMO_DB))credentials.txt && \
+	  $(BIN)/goldsmith review-overlap 0.2 --db $(DEMO_DB) --as admin; fi
 	@$(BIN)/goldsmith stats --db $(DEMO_DB)
-	@echo "Try: $(BIN)/goldsmith list --db $(DEMO_DB) --status submitted"
+	@echo "Sign in with a user from $(dir $(DEMO_DB))credentials.txt; Ctrl+C stops the app."
+	$(BIN)/goldsmith serve --db $(DEMO_DB)
 
 # Install and run the whole test suite. pytest's exit 5 (no tests collected) counts as a failure.
 test: $(STAMP)

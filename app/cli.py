@@ -23,7 +23,9 @@ from app.cli_common import (
     read_text_arg,
     table,
 )
-from app.cli_data import export_command, import_command, snapshot_app
+from app.cli_curation import check_command, coverage_command, dedup_command, resolve_command, tasks_app
+from app.cli_data import export_command, import_command, snapshot_app, validate_command
+from app.cli_serve import serve_command
 from curation import workflow
 from curation.errors import InvalidInput
 from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
@@ -35,12 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(user_app, name="user")
-app.add_typer(taxonomy_app, name="taxonomy")
-app.add_typer(guidelines_app, name="guidelines")
-app.add_typer(snapshot_app, name="snapshot")
-app.command("import")(handle_errors(import_command))
-app.command("export")(handle_errors(export_command))
 
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", help="category=…, response_type=… or knowledge_area=… (repeatable).")
@@ -357,6 +353,38 @@ def demo(
         for p in summary.problems:
             typer.echo(f"  {p}", err=True)
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("review-overlap")
+@handle_errors
+def review_overlap(
+    share: Annotated[float | None, typer.Argument(help="Share of examples that get two reviews, 0-1 (omit to show it).")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_user: AsOption = None,
+) -> None:
+    """Show or set the share of examples that get two independent reviews (admins set it)."""
+    from curation import review_queue
+
+    store = open_store(db)
+    if share is not None:
+        review_queue.set_overlap_share(store, as_user, share)
+    typer.echo(f"{review_queue.overlap_share(store):.0%} of examples get two independent reviews.")
+
+
+# Data in and out, curation, and the admin's groups, after the example commands in --help.
+app.command("import")(handle_errors(import_command))
+app.command("export")(handle_errors(export_command))
+app.add_typer(snapshot_app, name="snapshot")
+app.command("validate")(handle_errors(validate_command))
+app.command("dedup")(handle_errors(dedup_command))
+app.command("check")(handle_errors(check_command))
+app.command("resolve")(handle_errors(resolve_command))
+app.command("coverage")(handle_errors(coverage_command))
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(user_app, name="user")
+app.add_typer(taxonomy_app, name="taxonomy")
+app.add_typer(guidelines_app, name="guidelines")
+app.command("serve")(handle_errors(serve_command))
 
 
 def main() -> None:

@@ -101,18 +101,93 @@ def snapshot_create(
     out: Annotated[
         Path | None, typer.Option(help="Folder for snapshot folders (default: snapshots/ beside the database).")
     ] = None,
+    groups: Annotated[
+        str, typer.Option(help="Duplicate clusters kept on one side of the split: near, semantic, both, none.")
+    ] = "both",
+    max_tokens: Annotated[int, typer.Option(help="The target model's context limit, for the token-length expectation.")] = 2048,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Count tokens with this tokenizer (local folder or cached model id).")
+    ] = None,
+    override_reason: Annotated[
+        str | None, typer.Option(help="Publish despite failed critical expectations (leads); the reason is recorded.")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     as_user: AsOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Cut a snapshot of the approved examples (leads): train.jsonl, eval.jsonl, manifest.json."""
+    """Cut a validated snapshot of the approved examples (leads): train/eval JSONL, manifest, validation report.
+
+    Near and semantic duplicate clusters never straddle train and eval. A failing critical
+    expectation refuses the snapshot (exit 1) unless a lead gives --override-reason.
+    """
+    from curation.dedup import duplicate_groups
+    from curation.snapshots import SnapshotBlocked
+
     store = open_store(db)
     tags = parse_tags(tag, None, Tags()).model_dump(exclude={"labels"})
-    snap = create_snapshot(store, as_user, name, eval_fraction=eval_fraction, seed=seed, flt=ExampleFilter(**tags), root=out)
+    methods = {"both": ("near", "semantic"), "near": ("near",), "semantic": ("semantic",), "none": ()}.get(groups)
+    if methods is None:
+        raise InvalidInput(f"--groups takes near, semantic, both or none; got {groups!r}")
+    clusters = duplicate_groups(store, methods=methods) if methods else []
+    try:
+        snap = create_snapshot(
+            store,
+            as_user,
+            name,
+            eval_fraction=eval_fraction,
+            seed=seed,
+            flt=ExampleFilter(**tags),
+            root=out,
+            groups=clusters,
+            max_tokens=max_tokens,
+            tokenizer=tokenizer,
+            override_reason=override_reason,
+        )
+    except SnapshotBlocked as blocked:
+        if as_json:
+            emit_json({"blocked": True, "reason": str(blocked), "report": blocked.report})
+            raise typer.Exit(EXIT_FAILED) from None
+        raise
     if as_json:
         emit_json({"id": snap.id, "name": snap.name, "path": snap.path, "train": snap.train, "eval": snap.eval})
     else:
         typer.echo(f"Snapshot {snap.id} ({snap.name}): {snap.train} train, {snap.eval} eval examples in {snap.path}")
+
+
+def validate_command(
+    key: Annotated[str, typer.Argument(help="Snapshot id, name, or the path of a snapshot folder.")],
+    max_tokens: Annotated[int, typer.Option(help="The target model's context limit.")] = 2048,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Count tokens with this tokenizer (local folder or cached model id).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the expectation suite on a snapshot and save validation.json beside its files. Exit 1 on a critical failure."""
+    from curation.dedup import cross_split_pairs
+    from curation.taxonomy import get_taxonomy
+    from curation.validation import ValidationOptions, validate_snapshot
+
+    store = open_store(db)
+    path = Path(key)
+    if not path.is_dir():
+        path = Path(store.get_snapshot(key).path)
+    options = ValidationOptions(
+        taxonomy=get_taxonomy(store)[0], max_tokens=max_tokens, tokenizer=tokenizer, near_duplicate_pairs=cross_split_pairs
+    )
+    report = validate_snapshot(path, options)
+    if as_json:
+        emit_json(report)
+    else:
+        for entry in report["expectations"]:
+            mark = "ok  " if entry["success"] else ("FAIL" if entry["severity"] == "critical" else "warn")
+            typer.echo(
+                f"{mark} {entry['name']}: {entry['unexpected_count']} examples"
+                + ("" if entry["success"] else f" - {entry['description']}")
+            )
+        typer.echo(f"Report saved to {path / 'validation.json'}.")
+    if not report["success"]:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @snapshot_app.command("list")

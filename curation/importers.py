@@ -411,3 +411,43 @@ def read_records(path: Path, fmt: str = "auto", *, max_chars: int = DEFAULT_MAX_
             yield Parsed(location, where, error=str(exc))
         except ValidationError as exc:
             yield Parsed(location, where, error=explain(exc))
+
+
+_QUESTION_KEYS = ("question", "prompt", "text", "query", "instruction")
+
+
+def read_questions(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(location, {"text", "id", "received_at"}, error) per question of a log: JSONL, a JSON array, CSV or plain text."""
+    if not path.is_file():
+        raise InvalidInput(f"no file at {path}; check the path")
+    if path.suffix.lower() == ".txt":
+        for number, text, error in _open_text_lines(path):
+            yield number, None if error else {"text": text.strip()}, error
+        return
+    for location, record, error in _container(path):
+        if error:
+            yield location, None, error
+            continue
+        if not isinstance(record, dict):
+            yield location, None, f"is a JSON {type(record).__name__}, not an object with a question"
+            continue
+        try:
+            _check_text(record, "record")
+        except _RecordError as exc:
+            yield location, None, str(exc)
+            continue
+        text = next((record[k] for k in _QUESTION_KEYS if isinstance(record.get(k), str) and record[k].strip()), None)
+        if text is None and isinstance(record.get("messages"), list):  # a chat log: its first user turn
+            text = next((m.get("content") for m in record["messages"] if isinstance(m, dict) and m.get("role") == "user"), None)
+        if not isinstance(text, str) or not text.strip():
+            yield location, None, f"has no question text (looked for {', '.join(_QUESTION_KEYS)})"
+            continue
+        yield (
+            location,
+            {
+                "text": text.strip(),
+                "id": None if record.get("id") is None else str(record["id"]),
+                "received_at": record.get("received_at"),
+            },
+            None,
+        )

@@ -5,8 +5,12 @@ Add a new function at the end to change the schema; never edit one that has ship
 
 from __future__ import annotations
 
+import json
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+from schemas import Message, normalised_hash
 
 migrations = Migrations("goldsmith")
 
@@ -120,3 +124,87 @@ def m002_snapshots(db: Database) -> None:
         pk="id",
         not_null={"name", "path", "created_by", "created_at", "train", "eval"},
     )
+
+
+@migrations()
+def m003_curation(db: Database) -> None:
+    # A text-only hash (case, whitespace and punctuation folded) for exact-duplicate lookups.
+    db["examples"].add_column("norm_hash", str)
+    db["examples"].create_index(["norm_hash"])
+    db["examples"].create_index(["updated_at"])
+    db["signatures"].create(
+        {"content_hash": str, "params": str, "signature": bytes}, pk=("content_hash", "params"), not_null={"signature"}
+    )
+    db["embeddings"].create(
+        {"content_hash": str, "model": str, "vector": bytes}, pk=("content_hash", "model"), not_null={"vector"}
+    )
+    db["duplicate_resolutions"].create(
+        {
+            "id": int,
+            "kind": str,
+            "example_ids": str,
+            "resolution": str,
+            "kept_id": int,
+            "note": str,
+            "resolved_by": str,
+            "resolved_at": str,
+        },
+        pk="id",
+        not_null={"kind", "example_ids", "resolution", "resolved_by", "resolved_at"},
+    )
+    db["questions"].create(
+        {"id": int, "text": str, "content_hash": str, "source": str, "source_id": str, "received_at": str, "imported_at": str},
+        pk="id",
+        not_null={"text", "content_hash", "imported_at"},
+    )
+    db["questions"].create_index(["content_hash"], unique=True)
+    db["gap_topics"].create(
+        {"id": int, "label": str, "question_ids": str, "representatives": str, "similarity": float, "created_at": str},
+        pk="id",
+        not_null={"label", "question_ids", "created_at"},
+    )
+    db["tasks"].create(
+        {
+            "id": int,
+            "question_id": int,
+            "gap_topic_id": int,
+            "assignee": str,
+            "status": str,
+            "example_id": int,
+            "created_by": str,
+            "created_at": str,
+            "version": int,
+        },
+        pk="id",
+        not_null={"question_id", "assignee", "status", "created_by", "created_at", "version"},
+        foreign_keys=[("question_id", "questions", "id"), ("assignee", "users", "username")],
+    )
+    db["tasks"].create_index(["assignee", "status"])
+    for row in list(db.query("SELECT id, messages FROM examples")):
+        messages = [Message.model_validate(m) for m in json.loads(row["messages"])]
+        db.execute("UPDATE examples SET norm_hash = ? WHERE id = ?", [normalised_hash(messages), row["id"]])
+
+
+@migrations()
+def m004_sessions(db: Database) -> None:
+    # Sign-in sessions for the app: only the sha256 of each token is stored, so a copy of the
+    # database does not let anyone in.
+    db["sessions"].create(
+        {"token_hash": str, "username": str, "created_at": str, "last_seen": str, "ended_at": str},
+        pk="token_hash",
+        not_null={"username", "created_at", "last_seen"},
+        foreign_keys=[("username", "users", "username")],
+    )
+    db["sessions"].create_index(["username"])
+    # Failed sign-ins per typed name (known or not, so a lockout does not reveal who exists).
+    db["login_failures"].create(
+        {"username": str, "failures": int, "locked_until": str, "updated_at": str},
+        pk="username",
+        not_null={"failures", "updated_at"},
+    )
+    # The app's pages at 100k examples: an author's queue (author + status), review pairs and the
+    # coverage heat map (approved counts per tag cell, read from the index alone).
+    db["examples"].create_index(["author", "status", "id"])
+    db["reviews"].create_index(["example_id", "example_version", "id"])
+    db["reviews"].create_index(["reviewer", "decision", "created_at"])
+    db["examples"].create_index(["status", "category", "response_type", "knowledge_area"])

@@ -16,6 +16,7 @@ Action = Literal[
     "bulk_set_status",
     "create_snapshot",
     "launch_training",
+    "manage_coverage",
     "manage_users",
     "manage_taxonomy",
     "manage_guidelines",
@@ -28,7 +29,8 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "reviewer": frozenset({"review_example"}),
     # A lead can do everything a reviewer can, writes examples too, and runs the data pipeline.
     "lead": frozenset(
-        _AUTHORING | {"review_example", "archive_example", "bulk_set_status", "create_snapshot", "launch_training"}
+        _AUTHORING
+        | {"review_example", "archive_example", "bulk_set_status", "create_snapshot", "launch_training", "manage_coverage"}
     ),
     "admin": frozenset({"manage_users", "manage_taxonomy", "manage_guidelines"}),
 }

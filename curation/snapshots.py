@@ -19,12 +19,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from curation.errors import InvalidInput
+from curation.errors import GoldsmithError, InvalidInput
 from curation.exporting import iter_examples
 from curation.permissions import require
 from curation.split import split
 from curation.store import Store, now
 from curation.users import acting_user
+from curation.validation import ValidationOptions, validate_records
 from schemas import Example, ExampleFilter, Snapshot
 
 FILES = ("train.jsonl", "eval.jsonl")
@@ -35,14 +36,38 @@ def default_root(store: Store) -> Path:
     return (store.path.parent if store.path else Path.cwd()) / "snapshots"
 
 
-def _line(example: Example) -> bytes:
-    record = {
+def _record_of(example: Example) -> dict[str, Any]:
+    return {
         "id": example.id,
         "source_id": example.source_id,
         "messages": [m.model_dump() for m in example.messages],
         "tags": example.tags.model_dump(mode="json"),
     }
+
+
+def _line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+class SnapshotBlocked(GoldsmithError):
+    """A critical expectation failed; the snapshot was not written. `report` says which and where."""
+
+    def __init__(self, message: str, report: dict[str, Any]):
+        super().__init__(message)
+        self.report = report
+
+
+def _blocked_message(report: dict[str, Any]) -> str:
+    parts = []
+    for entry in report["expectations"]:
+        if entry["severity"] == "critical" and not entry["success"]:
+            ids = ", ".join(f"{e['split']} {e['id']}" for e in entry["unexpected_examples"][:5])
+            parts.append(f"{entry['name']}: {entry['unexpected_count']} examples ({ids}) - {entry['description'].rstrip('.')}")
+    return (
+        "the snapshot breaks critical expectations, so it was not written: "
+        + "; ".join(parts)
+        + ". Fix those examples, or (leads) override with a reason."
+    )
 
 
 def _write(path: Path, data: bytes) -> str:
@@ -81,6 +106,10 @@ def create_snapshot(
     flt: ExampleFilter | None = None,
     groups: Iterable[Iterable[int]] = (),
     root: Path | None = None,
+    validate: bool = True,
+    override_reason: str | None = None,
+    max_tokens: int = 2048,
+    tokenizer: str | None = None,
 ) -> Snapshot:
     """Cut a snapshot of the approved examples matching `flt` (leads).
 
@@ -93,9 +122,18 @@ def create_snapshot(
         flt: narrows the approved set (tags, author, label); its status is always approved.
         groups: example ids that must stay on one side of the split (near-duplicate clusters).
         root: the folder that holds snapshot folders (default: beside the database).
+        validate: run the expectation suite (curation.validation) first; its report is saved
+            in the snapshot as validation.json.
+        override_reason: a lead's reason to publish despite failed critical expectations; it is
+            recorded in the manifest and the history. Without it such a snapshot is refused.
+        max_tokens: the target model's context limit, for the token-length expectation.
+        tokenizer: the target model's tokenizer (local folder or cached id) to count tokens with.
 
     Returns:
         The snapshot; an identical earlier snapshot (same data) is returned instead of a copy.
+
+    Raises:
+        SnapshotBlocked: a critical expectation failed and no override reason was given.
     """
     name = name.strip()
     if not name:
@@ -111,34 +149,60 @@ def create_snapshot(
     if not examples:
         raise InvalidInput("no approved examples match; approve some (or widen the filter) before cutting a snapshot")
     train_ids, eval_ids = split([(i, e.tags.category) for i, e in examples.items()], eval_fraction, seed, groups)
-    data = {
-        "train.jsonl": b"".join(_line(examples[i]) for i in train_ids),
-        "eval.jsonl": b"".join(_line(examples[i]) for i in eval_ids),
+    records = {
+        "train.jsonl": [_record_of(examples[i]) for i in train_ids],
+        "eval.jsonl": [_record_of(examples[i]) for i in eval_ids],
     }
+    data = {f: b"".join(_line(r) for r in rows) for f, rows in records.items()}
     digests = {f: hashlib.sha256(b).hexdigest() for f, b in data.items()}
     snapshot_id = hashlib.sha256("".join(digests[f] for f in FILES).encode()).hexdigest()[:16]
     final = root / snapshot_id
-    if not final.exists():
-        manifest = {
-            "id": snapshot_id,
-            "name": name,
-            "created_by": actor,
-            "created_at": now(),
-            "seed": seed,
-            "eval_fraction": eval_fraction,
-            "filter": flt.model_dump(mode="json", exclude={"page", "page_size", "query"}, exclude_none=True),
-            "schema_version": schema_version,
-            "files": {f: {"sha256": digests[f], "examples": len(train_ids if f == "train.jsonl" else eval_ids)} for f in FILES},
-            "counts": {
-                "train": len(train_ids),
-                "eval": len(eval_ids),
-                "groups_kept_together": sum(1 for g in groups if len(set(g) & examples.keys()) > 1),
-                "train_tags": _tag_counts(examples[i] for i in train_ids),
-                "eval_tags": _tag_counts(examples[i] for i in eval_ids),
-            },
-        }
-        _publish(root, final, data, manifest)
+    if final.exists():
+        return _record(store, final)
+    report = None
+    if validate:
+        report = validate_records(records["train.jsonl"], records["eval.jsonl"], _options(store, max_tokens, tokenizer))
+        if not report["success"] and not (override_reason and override_reason.strip()):
+            raise SnapshotBlocked(_blocked_message(report), report)
+    manifest = {
+        "id": snapshot_id,
+        "name": name,
+        "created_by": actor,
+        "created_at": now(),
+        "seed": seed,
+        "eval_fraction": eval_fraction,
+        "filter": flt.model_dump(mode="json", exclude={"page", "page_size", "query"}, exclude_none=True),
+        "schema_version": schema_version,
+        "files": {f: {"sha256": digests[f], "examples": len(records[f])} for f in FILES},
+        "counts": {
+            "train": len(train_ids),
+            "eval": len(eval_ids),
+            "groups_kept_together": sum(1 for g in groups if len(set(g) & examples.keys()) > 1),
+            "train_tags": _tag_counts(examples[i] for i in train_ids),
+            "eval_tags": _tag_counts(examples[i] for i in eval_ids),
+        },
+        "validation": None
+        if report is None
+        else {
+            "success": report["success"],
+            "critical_failures": report["critical_failures"],
+            "warnings": report["warnings"],
+            "override": None if report["success"] else {"by": actor, "reason": override_reason.strip()},
+        },
+    }
+    if report is not None:
+        data["validation.json"] = (json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n").encode()
+    _publish(root, final, data, manifest)
     return _record(store, final)
+
+
+def _options(store: Store, max_tokens: int, tokenizer: str | None) -> ValidationOptions:
+    from curation.dedup import cross_split_pairs
+    from curation.taxonomy import get_taxonomy
+
+    return ValidationOptions(
+        taxonomy=get_taxonomy(store)[0], max_tokens=max_tokens, tokenizer=tokenizer, near_duplicate_pairs=cross_split_pairs
+    )
 
 
 def _publish(root: Path, final: Path, data: dict[str, bytes], manifest: dict[str, Any]) -> None:
@@ -199,7 +263,18 @@ def _record(store: Store, folder: Path) -> Snapshot:
     with store.write():
         if store.db["snapshots"].count_where("id = ?", [snapshot.id]):
             return store.get_snapshot(snapshot.id)
-        return store.insert_snapshot(snapshot)
+        inserted = store.insert_snapshot(snapshot)
+        override = (manifest.get("validation") or {}).get("override")
+        if override:
+            store.add_history(
+                "snapshot",
+                snapshot.id,
+                "override_validation",
+                override["by"],
+                None,
+                {"reason": override["reason"], "critical_failures": manifest["validation"]["critical_failures"]},
+            )
+        return inserted
 
 
 def verify_snapshot(folder: Path) -> dict[str, Any]:

@@ -12,28 +12,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from curation.errors import InvalidInput
+from curation.groups import connected_components
 
 
 def _units(ids: Sequence[int], groups: Iterable[Iterable[int]]) -> list[list[int]]:
-    """Union-find over the groups; ids in no group are units of one."""
-    parent = {i: i for i in ids}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for group in groups:
-        members = [i for i in group if i in parent]  # ids outside this snapshot do not matter here
-        for other in members[1:]:
-            a, b = find(members[0]), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    units: dict[int, list[int]] = defaultdict(list)
-    for i in ids:
-        units[find(i)].append(i)
-    return [sorted(u) for u in units.values()]
+    """Groups joined where they share ids; ids in no group are units of one."""
+    sorted_ids = sorted(ids)
+    pairs = ((members[0], other) for members in (list(g) for g in groups) if members for other in members[1:])
+    return connected_components(sorted_ids, pairs)
 
 
 def split(

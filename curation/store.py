@@ -35,7 +35,7 @@ def _dumps(value: Any) -> str:
 
 def _example_to_row(messages: tuple[Message, ...], tags: Tags) -> dict[str, Any]:
     """The content columns of an example row (the rest are workflow columns)."""
-    from schemas import content_hash
+    from schemas import content_hash, normalised_hash
 
     return {
         "messages": _dumps([m.model_dump() for m in messages]),
@@ -46,6 +46,7 @@ def _example_to_row(messages: tuple[Message, ...], tags: Tags) -> dict[str, Any]
         "knowledge_area": tags.knowledge_area,
         "labels": _dumps(list(tags.labels)),
         "content_hash": content_hash(messages),
+        "norm_hash": normalised_hash(messages),
     }
 
 

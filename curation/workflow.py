@@ -17,6 +17,7 @@ from typing import Any
 
 from curation.errors import InvalidInput
 from curation.permissions import require
+from curation.review_queue import needs_another_review
 from curation.store import Store
 from curation.taxonomy import check_tags
 from curation.users import acting_user
@@ -113,6 +114,9 @@ def submit_example(store: Store, actor: str, example_id: int, expected_version: 
 def review_example(store: Store, actor: str, example_id: int, expected_version: int, review: ReviewInput) -> Review:
     """Record a reviewer's decision on the version they read and move the example on.
 
+    An example in the overlap share (curation.review_queue) needs two reviewers: the first review
+    is recorded and leaves it submitted; the second decides.
+
     Raises:
         Conflict: the example changed after the reviewer read it (they judged an old text).
     """
@@ -122,6 +126,9 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
         require(user, "review_example", example)
         if example.status != "submitted":
             raise _state_error(example, "reviewed", {"submitted"})
+        first_of_two = needs_another_review(store, example, user.username)
+        if first_of_two:  # refuse a stale read before recording anything (nothing about the example changes)
+            store.update_example(example_id, expected_version, user.username, "review", {})
         stored = store.insert_review(
             {
                 "example_id": example_id,
@@ -132,13 +139,17 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
                 "comment": review.comment,
             }
         )
+        note = {"review_id": stored.id, "rubric": review.rubric and review.rubric.model_dump(), "comment": review.comment}
+        if first_of_two:  # overlap: recorded, but the example waits for a second, independent review
+            store.add_history("example", example_id, "first_review", user.username, None, note | {"decision": review.decision})
+            return stored
         store.update_example(
             example_id,
             expected_version,
             user.username,
             review.decision,
             {"status": DECISION_STATUS[review.decision]},
-            note={"review_id": stored.id, "rubric": review.rubric and review.rubric.model_dump(), "comment": review.comment},
+            note=note,
         )
         return stored
 

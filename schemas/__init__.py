@@ -1,5 +1,18 @@
 """Goldsmith's data contracts: pydantic models shared by the store, CLI, app and training."""
 
+from schemas.curation import (
+    CoverageCell,
+    CoverageReport,
+    DedupReport,
+    DuplicateCluster,
+    DuplicateKind,
+    GapTopic,
+    LiveMatch,
+    MapPoint,
+    QuestionMatch,
+    Resolution,
+    Task,
+)
 from schemas.example import (
     STATUSES,
     TAG_KEYS,
@@ -11,6 +24,8 @@ from schemas.example import (
     Tags,
     check_conversation,
     content_hash,
+    normalise_text,
+    normalised_hash,
 )
 from schemas.history import HistoryEntry
 from schemas.reports import DemoSummary, ExampleFilter, ImportReport, Page, Rejection, Stats
@@ -20,6 +35,17 @@ from schemas.taxonomy import Target, Taxonomy
 from schemas.user import ROLES, User, UserRole, normalise_username
 
 __all__ = [
+    "CoverageCell",
+    "CoverageReport",
+    "DedupReport",
+    "DuplicateCluster",
+    "DuplicateKind",
+    "GapTopic",
+    "LiveMatch",
+    "MapPoint",
+    "QuestionMatch",
+    "Resolution",
+    "Task",
     "DECISIONS",
     "ROLES",
     "RUBRIC",
@@ -49,5 +75,7 @@ __all__ = [
     "UserRole",
     "check_conversation",
     "content_hash",
+    "normalise_text",
     "normalise_username",
+    "normalised_hash",
 ]

@@ -107,6 +107,20 @@ def content_hash(messages: list[Message] | tuple[Message, ...]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def normalise_text(text: str, *, punctuation: bool = True) -> str:
+    """Lower-case, collapse whitespace and (by default) drop punctuation: the text exact duplicates share."""
+    text = text.casefold()
+    if punctuation:  # apostrophes vanish ("didn't" = "didnt"); other punctuation separates words
+        text = "".join(ch if ch.isalnum() or ch.isspace() else "" if ch in "'’`" else " " for ch in text)
+    return " ".join(text.split())
+
+
+def normalised_hash(messages: list[Message] | tuple[Message, ...], *, punctuation: bool = True) -> str:
+    """sha256 of the conversation with case, whitespace (and punctuation) folded; roles still count."""
+    canonical = json.dumps([[m.role, normalise_text(m.content, punctuation=punctuation)] for m in messages], ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 class ExampleContent(BaseModel):
     """What an author writes: the conversation and its tags."""
 

@@ -1,0 +1,32 @@
+"""Goldsmith's Streamlit app: the router. `goldsmith serve` runs it.
+
+Signs the user in (curation.sessions, checked on every page load) and shows only the pages
+the user's role may use (curation.permissions.can). Each page is one module in app/pages/.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import ui
+from curation.permissions import can
+
+st.set_page_config(page_title="Goldsmith", page_icon=":material/diamond:", layout="wide")
+
+MANAGE = {"snapshots", "admin"}
+
+user = ui.current_user()
+if user is None:
+    # Only the sign-in page is shown. The others stay registered but hidden, so an address typed
+    # for one of them still resolves, and that page sends the signed-out visitor back here.
+    login = st.Page("pages/login.py", title="Sign in", icon=":material/login:", url_path="login", default=True)
+    hidden = [st.Page(f, title=t, icon=i, url_path=u, visibility="hidden") for f, t, i, u, _ in ui.NAV]
+    page = st.navigation([login, *hidden], position="hidden")
+else:
+    allowed = [(f, t, i, u) for f, t, i, u, action in ui.NAV if action is None or can(user, action)]
+    pages = {u: st.Page(f, title=t, icon=i, url_path=u, default=n == 0) for n, (f, t, i, u) in enumerate(allowed)}
+    work = [p for u, p in pages.items() if u not in MANAGE]
+    manage = [p for u, p in pages.items() if u in MANAGE]
+    login = st.Page("pages/login.py", title="Sign in", url_path="login", visibility="hidden")
+    page = st.navigation({"Work": [*work, login], **({"Manage": manage} if manage else {})})
+page.run()

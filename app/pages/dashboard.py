@@ -1,0 +1,200 @@
+"""Dashboard: counts by status and tag, coverage against targets, reviewer throughput and agreement,
+duplicate clusters to resolve, the coverage map and gap topics that become authoring tasks."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from curation import coverage, review_queue
+from curation.permissions import can
+
+user = ui.require_user()
+store = ui.store()
+is_lead = can(user, "bulk_set_status")
+
+st.title("Dashboard")
+flash = st.session_state.pop("dash_flash", None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
+stats = store.stats()
+cols = st.columns(len(stats.by_status) + 1 or 1)
+cols[0].metric("Examples", f"{stats.examples:,}")
+for col, (status, n) in zip(cols[1:], stats.by_status.items(), strict=False):
+    col.metric(status.replace("_", " ").capitalize(), f"{n:,}")
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("By status")
+    frame = pd.DataFrame({"status": list(stats.by_status), "examples": list(stats.by_status.values())})
+    st.altair_chart(
+        alt.Chart(frame).mark_bar().encode(x=alt.X("examples:Q"), y=alt.Y("status:N", sort="-x"), tooltip=["status", "examples"]),
+        width="stretch",
+    )
+with right:
+    st.subheader("By category")
+    frame = pd.DataFrame({"category": list(stats.by_category), "examples": list(stats.by_category.values())})
+    st.altair_chart(
+        alt.Chart(frame).mark_bar().encode(x="examples:Q", y=alt.Y("category:N", sort="-x"), tooltip=["category", "examples"]),
+        width="stretch",
+    )
+
+# ------------------------------------------------------------------------------------------ coverage heat map
+st.subheader("Coverage against targets")
+cells = coverage.taxonomy_coverage(store)
+if cells:
+    heat = pd.DataFrame(
+        [
+            {
+                "category": c.category,
+                "response type": c.response_type,
+                "approved": c.approved,
+                "target": c.target or 0,
+                "filled": min(1.0, c.approved / c.target) if c.target else None,
+                "label": f"{c.approved}/{c.target}" if c.target else str(c.approved),
+            }
+            for c in cells
+        ]
+    )
+    base = alt.Chart(heat).encode(x=alt.X("response type:N"), y=alt.Y("category:N"))
+    chart = base.mark_rect().encode(
+        color=alt.Color("filled:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1]), title="share of target"),
+        tooltip=["category", "response type", "approved", "target"],
+    ) + base.mark_text(baseline="middle").encode(text="label:N")
+    st.altair_chart(chart, width="stretch")
+    thin = [c for c in cells if c.target and c.approved < c.target][:5]
+    if thin:
+        st.caption("Thinnest cells: " + "; ".join(f"{c.category} / {c.response_type} ({c.approved} of {c.target})" for c in thin))
+else:
+    st.caption("No taxonomy yet: an admin sets categories, response types and targets on the Admin page.")
+
+# ------------------------------------------------------------------------------------------ reviewers
+st.subheader("Reviewers")
+report = review_queue.agreement_report(store)
+c1, c2, c3 = st.columns(3)
+c1.metric("Reviews", f"{stats.reviews:,}")
+c2.metric("Double-reviewed", report.double_reviewed)
+c3.metric("Agreement", f"{report.agreement:.0%}" if report.agreement is not None else "n/a")
+if report.reviewers:
+    frame = pd.DataFrame(
+        [
+            {"reviewer": r.reviewer, "decision": d.replace("_", " "), "reviews": n}
+            for r in report.reviewers
+            for d, n in r.decisions.items()
+        ]
+    )
+    st.altair_chart(
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(x="reviews:Q", y=alt.Y("reviewer:N", sort="-x"), color="decision:N", tooltip=["reviewer", "decision", "reviews"]),
+        width="stretch",
+    )
+
+# ------------------------------------------------------------------------------------------ duplicates
+st.subheader("Duplicate clusters")
+methods = st.multiselect("Methods", ["exact", "near", "semantic"], default=["exact", "near"], key="dash_methods")
+if st.button("Find duplicate clusters", icon=":material/content_copy:", disabled=not methods):
+    from curation.dedup import find_duplicates
+
+    with st.spinner("Comparing every example (signatures and embeddings are cached in the store)..."):
+        found = ui.attempt(lambda: find_duplicates(store, methods))
+    if found is not None:
+        st.session_state["dash_dups"] = found
+dups = st.session_state.get("dash_dups")
+if dups is not None:
+    st.caption(f"{len(dups.clusters)} clusters among {dups.examples:,} examples.")
+    for n, cluster in enumerate(dups.clusters[:30]):
+        with st.expander(f"{cluster.kind} · similarity {cluster.similarity:.2f} · examples {', '.join(map(str, cluster.ids))}"):
+            for example_id in cluster.ids:
+                example = ui.attempt(lambda i=example_id: store.get_example(i))
+                if example:
+                    ui.link_to_example(example.id, f"Example {example.id} · {example.status} · by {example.author}")
+                    st.text(ui.one_line(example.prompt, 140))
+            if is_lead:
+                with st.form(f"resolve-{n}-{'-'.join(map(str, cluster.ids))}"):
+                    resolution = st.radio(
+                        "Resolution",
+                        ["keep_one", "merge", "intended_variation"],
+                        format_func=lambda r: {
+                            "keep_one": "Keep one (archive the others)",
+                            "merge": "Merge (keep one, gain the others' labels)",
+                            "intended_variation": "Intended variation (stop reporting)",
+                        }[r],
+                    )
+                    keep = st.selectbox("Keep", cluster.ids)
+                    note = st.text_input("Note")
+                    if st.form_submit_button("Resolve"):
+                        from curation.dedup import resolve_duplicates
+
+                        done = ui.attempt(
+                            lambda c=cluster, r=resolution, k=keep, t=note: resolve_duplicates(
+                                store, user.username, c.ids, r, keep_id=None if r == "intended_variation" else k, note=t
+                            )
+                        )
+                        if done:
+                            st.session_state.pop("dash_dups", None)
+                            st.session_state["dash_flash"] = f"Cluster {', '.join(map(str, done['example_ids']))} resolved."
+                            st.rerun()
+    if len(dups.clusters) > 30:
+        st.caption(f"Showing 30 of {len(dups.clusters)}; resolve these first or use `goldsmith dedup`.")
+
+# ------------------------------------------------------------------------------------------ coverage map and gaps
+st.subheader("Coverage map and gap topics")
+if st.button("Compute the coverage map", icon=":material/scatter_plot:"):
+    with st.spinner("Embedding questions and approved examples (cached after the first run)..."):
+        try:
+            result = ui.attempt(lambda: coverage.coverage_report(store, save_gaps=can(user, "manage_coverage")))
+        except ImportError as error:
+            st.error(f"The coverage map needs the embedding model, which is not installed here ({error}).")
+            result = None
+    if result is not None:
+        st.session_state["dash_cov"] = result
+cov = st.session_state.get("dash_cov")
+if cov is not None:
+    if not cov.questions:
+        st.info("No real questions imported yet: `goldsmith coverage --queries FILE --as LEAD` adds a question log.")
+    else:
+        st.caption(f"{cov.covered_questions} of {cov.questions} real questions are covered (similarity ≥ {cov.threshold}).")
+        points = pd.DataFrame(
+            [
+                {
+                    "x": p.x,
+                    "y": p.y,
+                    "kind": p.kind if p.kind == "example" else ("covered question" if p.covered else "gap question"),
+                    "label": p.label,
+                }
+                for p in cov.map
+            ]
+        )
+        if not points.empty:
+            st.altair_chart(
+                alt.Chart(points)
+                .mark_circle(size=40, opacity=0.7)
+                .encode(x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color="kind:N", tooltip=["kind", "label"])
+                .interactive(),
+                width="stretch",
+            )
+
+gaps = coverage.latest_gap_topics(store)
+if gaps:
+    authors = [u.username for u in store.list_users() if u.active and can(u, "create_example")]
+    for gap in gaps[:20]:
+        with st.expander(f"Gap topic {gap.id}: {gap.label} ({len(gap.question_ids)} questions)"):
+            for text in gap.representatives:
+                st.text(f"• {text}")
+            if can(user, "manage_coverage") and authors:
+                with st.form(f"gap-{gap.id}"):
+                    assignee = st.selectbox("Assign to", authors)
+                    limit = st.number_input("How many questions", 1, len(gap.question_ids), min(5, len(gap.question_ids)))
+                    if st.form_submit_button("Create authoring tasks"):
+                        made = ui.attempt(
+                            lambda g=gap, a=assignee, n=limit: coverage.create_tasks(store, user.username, g.id, a, limit=int(n))
+                        )
+                        if made is not None:
+                            st.session_state["dash_flash"] = f"{len(made)} tasks created for {assignee}."
+                            st.rerun()
+else:
+    st.caption("No gap topics yet. Compute the coverage map after importing real questions.")

@@ -1,0 +1,174 @@
+"""Snapshots (leads): cut a validated snapshot (override a blocked one with a reason), list them,
+download their files or an export. Training runs arrive with a later release."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import ui
+from curation.exporting import EXPORT_FORMATS
+from curation.snapshots import SnapshotBlocked, create_snapshot, verify_snapshot
+from curation.taxonomy import get_taxonomy
+from schemas import ExampleFilter
+
+user = ui.require_user("create_snapshot")
+store = ui.store()
+taxonomy, _ = get_taxonomy(store)
+
+st.title("Snapshots")
+flash = st.session_state.pop("snap_flash", None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
+
+def report_table(report: dict) -> None:
+    """A validation report: one row per expectation, failures first."""
+    rows = sorted(
+        (
+            {
+                "result": "ok" if e["success"] else ("FAILED" if e["severity"] == "critical" else "warning"),
+                "expectation": e["name"],
+                "examples": e["unexpected_count"],
+                "where": ", ".join(f"{x['split']} {x['id']}" for x in e["unexpected_examples"][:8]),
+                "what it means": e["description"],
+            }
+            for e in report["expectations"]
+        ),
+        key=lambda r: {"FAILED": 0, "warning": 1, "ok": 2}[r["result"]],
+    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+with st.form(f"snapshot-{ui.form_token('snapshot')}", border=True):
+    st.markdown("**Cut a snapshot of the approved examples**")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    name = c1.text_input("Name", placeholder="v1 or claims-2026-11")
+    eval_fraction = c2.number_input("Eval share", 0.0, 0.9, 0.1, 0.05, help="Share of each category held out for evaluation.")
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, help="The same data and seed give the same files.")
+    category = st.selectbox("Only this category", ["(all)", *taxonomy.categories])
+    create = st.form_submit_button("Validate and create", type="primary", icon=":material/inventory_2:")
+
+
+def _create(override: str | None = None) -> None:
+    params = st.session_state["snap_params"]
+    flt = ExampleFilter(category=params["category"]) if params["category"] else None
+    with st.spinner("Validating and writing the snapshot..."):
+        try:
+            snap = create_snapshot(
+                store,
+                user.username,
+                params["name"],
+                eval_fraction=params["eval_fraction"],
+                seed=params["seed"],
+                flt=flt,
+                override_reason=override,
+            )
+        except SnapshotBlocked as blocked:
+            st.session_state["snap_blocked"] = blocked.report
+            return
+        except Exception as error:  # noqa: BLE001 - user errors become sentences; anything else is re-raised
+            ui.show_error(error)
+            return
+    st.session_state.pop("snap_blocked", None)
+    ui.renew_form_token("snapshot")
+    st.session_state["snap_flash"] = f"Snapshot {snap.id} ({snap.name}): {snap.train} train and {snap.eval} eval examples."
+    st.session_state["snap_open"] = snap.id
+    st.rerun()
+
+
+if create:
+    st.session_state["snap_params"] = {
+        "name": name,
+        "eval_fraction": float(eval_fraction),
+        "seed": int(seed),
+        "category": None if category == "(all)" else category,
+    }
+    _create()
+
+blocked = st.session_state.get("snap_blocked")
+if blocked:
+    st.error(
+        f"The snapshot was not written: {len(blocked['critical_failures'])} critical expectations failed "
+        f"({', '.join(blocked['critical_failures'])}). Fix those examples, or override with a reason that is recorded.",
+        icon=":material/block:",
+    )
+    report_table(blocked)
+    with st.form("override"):
+        reason = st.text_area("Reason to publish anyway (recorded in the manifest and the history)")
+        if st.form_submit_button("Create anyway", icon=":material/warning:"):
+            if not reason.strip():
+                st.error("Give a reason to override; it is recorded with the snapshot.")
+            else:
+                _create(reason)
+
+st.subheader("All snapshots")
+snaps = store.list_snapshots()
+if not snaps:
+    st.caption("No snapshots yet.")
+else:
+    st.dataframe(
+        [
+            {
+                "id": s.id,
+                "name": s.name,
+                "train": s.train,
+                "eval": s.eval,
+                "by": s.created_by,
+                "created": s.created_at.strftime("%Y-%m-%d %H:%M"),
+            }
+            for s in snaps
+        ],
+        hide_index=True,
+    )
+    ids = [s.id for s in snaps]
+    opened = st.session_state.get("snap_open")
+    chosen = st.selectbox(
+        "Open a snapshot",
+        ids,
+        index=ids.index(opened) if opened in ids else 0,
+        format_func=lambda i: f"{i} · {next(s.name for s in snaps if s.id == i)}",
+    )
+    snap = next(s for s in snaps if s.id == chosen)
+    folder = Path(snap.path)
+    st.caption(f"Files in {folder}")
+    if st.button("Verify the files against the manifest"):
+        checked = ui.attempt(lambda: verify_snapshot(folder))
+        if checked:
+            st.success("The files match the manifest (sha256 and counts).")
+    validation = folder / "validation.json"
+    if validation.exists():
+        with st.expander("Validation report"):
+            report_table(json.loads(validation.read_text(encoding="utf-8")))
+    cols = st.columns(3)
+    for col, file_name in zip(cols, ("train.jsonl", "eval.jsonl", "manifest.json"), strict=True):
+        path = folder / file_name
+        if path.exists():
+            col.download_button(
+                f"Download {file_name}",
+                data=lambda p=path: p.read_bytes(),
+                file_name=f"{snap.name}-{file_name}",
+                key=f"dl-{file_name}",
+            )
+
+st.subheader("Export the approved examples")
+fmt = st.selectbox("Format", [f for f in EXPORT_FORMATS if f != "hf"], key="export_fmt")
+if st.button("Prepare the export", icon=":material/download:"):
+    from curation.exporting import export_bytes
+
+    with st.spinner("Exporting..."):
+        st.session_state["export"] = (fmt, ui.attempt(lambda: export_bytes(store, fmt, ExampleFilter(status="approved"))))
+prepared = st.session_state.get("export")
+if prepared and prepared[1] is not None:
+    suffix = {"openai": "jsonl", "csv": "csv"}.get(prepared[0], "json")
+    st.download_button(f"Download approved.{suffix}", data=prepared[1], file_name=f"approved-{prepared[0]}.{suffix}")
+
+st.subheader("Training")
+st.info(
+    "Training runs (LoRA, live loss curves, evaluation) arrive in a later release. A snapshot's train.jsonl and "
+    "eval.jsonl are chat-format files any SFT trainer reads.",
+    icon=":material/schedule:",
+)

@@ -1,0 +1,316 @@
+"""Duplicates: exact (normalised hash), near (MinHash + LSH) and semantic (embeddings), batch and live.
+
+Duplicates are flagged for a person, never deleted: `resolve_duplicates` records what a lead
+decided (keep one, merge, intended variation) and archives only what the lead chose to drop.
+Signatures and embeddings are cached in the store by the hash of the text they describe and
+the parameters or model that made them, so unchanged examples are never sketched or embedded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from curation.errors import InvalidInput
+from curation.groups import connected_components
+from curation.permissions import require
+from curation.store import Store, now
+from curation.users import acting_user
+from schemas import DedupReport, DuplicateCluster, ExampleContent, LiveMatch
+
+METHODS = ("exact", "near", "semantic")
+DEFAULT_SEMANTIC_THRESHOLD = 0.9
+RESOLUTIONS = ("keep_one", "merge", "intended_variation")
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _rows(store: Store) -> list[dict[str, Any]]:
+    columns = ("id", "source_id", "status", "prompt_text", "response_text", "content_hash", "norm_hash")
+    cursor = store.conn.execute(f"SELECT {', '.join(columns)} FROM examples WHERE status != 'archived' ORDER BY id")
+    return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+
+def _text(row: dict[str, Any]) -> str:
+    return f"{row['prompt_text']}\n{row['response_text']}"
+
+
+# ------------------------------------------------------------------------------------------ caches
+
+
+def signatures(
+    store: Store, texts: Sequence[str], params: Any = None, keys: Sequence[str] | None = None
+) -> tuple[np.ndarray, int]:
+    """MinHash signatures for texts, from the store's cache where present. Returns (matrix, newly computed).
+
+    `keys` name each text in the cache (default: the sha256 of the text).
+    """
+    from curation import minhash
+
+    params = params or minhash.SketchParams()
+    keys = list(keys) if keys is not None else [text_key(t) for t in texts]
+    cached = _load(store, "signatures", "params", params.key(), keys, np.uint32, params.num_perm)  # 32-bit values
+    missing = sorted({k for k in keys if k not in cached})
+    if missing:
+        first = {k: t for k, t in zip(keys, texts, strict=True)}
+        fresh = minhash.sketch([first[k] for k in missing], params)
+        _save(store, "signatures", "params", params.key(), missing, fresh.astype(np.uint32))
+        cached.update(zip(missing, fresh, strict=True))
+    matrix = np.stack([cached[k] for k in keys]).astype(np.uint64) if keys else np.zeros((0, params.num_perm), np.uint64)
+    return matrix, len(missing)
+
+
+def embeddings(store: Store, texts: Sequence[str], model: str | None = None) -> tuple[np.ndarray, int]:
+    """Normalised embeddings for texts, from the store's cache where present. Returns (matrix, newly computed)."""
+    from curation.embeddings import get_embedder
+
+    embedder = get_embedder(model)
+    keys = [text_key(t) for t in texts]
+    cached = _load(store, "embeddings", "model", embedder.model_key, keys, np.float32, embedder.dim)
+    missing = sorted({k for k in keys if k not in cached})
+    if missing:
+        first = {k: t for k, t in zip(keys, texts, strict=True)}
+        fresh = embedder.embed([first[k] for k in missing]).astype(np.float32)
+        _save(store, "embeddings", "model", embedder.model_key, missing, fresh)
+        cached.update(zip(missing, fresh, strict=True))
+    matrix = np.stack([cached[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
+    return matrix, len(missing)
+
+
+def _load(
+    store: Store, table: str, column: str, value: str, keys: Sequence[str], dtype: type, width: int
+) -> dict[str, np.ndarray]:
+    blob = "signature" if table == "signatures" else "vector"
+    rows = store.conn.execute(f"SELECT content_hash, {blob} FROM {table} WHERE {column} = ?", [value]).fetchall()
+    wanted = set(keys)
+    rows = [r for r in rows if r[0] in wanted]
+    if not rows:
+        return {}
+    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), width)
+    return {r[0]: matrix[i] for i, r in enumerate(rows)}
+
+
+def _save(store: Store, table: str, column: str, value: str, keys: Sequence[str], matrix: np.ndarray) -> None:
+    blob = "signature" if table == "signatures" else "vector"
+    with store.write():
+        store.conn.executemany(
+            f"INSERT OR REPLACE INTO {table} (content_hash, {column}, {blob}) VALUES (?, ?, ?)",
+            [(k, value, np.ascontiguousarray(v).tobytes()) for k, v in zip(keys, matrix, strict=True)],
+        )
+
+
+# ------------------------------------------------------------------------------------------ batch
+
+
+def exact_clusters(rows: Sequence[dict[str, Any]]) -> list[DuplicateCluster]:
+    """Examples whose conversations match once case, whitespace and punctuation are folded."""
+    by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_hash[row["norm_hash"]].append(row)
+    return [
+        DuplicateCluster(kind="exact", ids=[r["id"] for r in group], source_ids=[r["source_id"] for r in group], similarity=1.0)
+        for group in by_hash.values()
+        if len(group) > 1
+    ]
+
+
+def semantic_pairs(matrix: np.ndarray, threshold: float, block: int = 512) -> list[tuple[int, int, float]]:
+    """(i, j, cosine) for i < j above threshold, computed block by block to keep memory small."""
+    pairs = []
+    for start in range(0, len(matrix), block):
+        sims = matrix[start : start + block] @ matrix.T
+        rows, cols = np.nonzero(sims >= threshold)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            i = start + r
+            if i < c:
+                pairs.append((i, c, float(sims[r, c])))
+    return pairs
+
+
+def _clusters_from_pairs(
+    kind: str, rows: Sequence[dict[str, Any]], pairs: list[tuple[int, int, float]]
+) -> list[DuplicateCluster]:
+    groups = [g for g in connected_components(list(range(len(rows))), [(i, j) for i, j, _ in pairs]) if len(g) > 1]
+    weakest: dict[int, float] = {}
+    member = {i: n for n, g in enumerate(groups) for i in g}
+    for i, _, sim in pairs:
+        n = member[i]
+        weakest[n] = min(weakest.get(n, 1.0), sim)
+    return [
+        DuplicateCluster(
+            kind=kind,
+            ids=[rows[i]["id"] for i in g],
+            source_ids=[rows[i]["source_id"] for i in g],
+            similarity=round(weakest[n], 4),
+        )
+        for n, g in enumerate(groups)
+    ]
+
+
+def find_duplicates(
+    store: Store,
+    methods: Sequence[str] = METHODS,
+    *,
+    near_threshold: float | None = None,
+    semantic_threshold: float = DEFAULT_SEMANTIC_THRESHOLD,
+    model: str | None = None,
+) -> DedupReport:
+    """Every duplicate cluster among the examples that are not archived.
+
+    A cluster a lead resolved as intended variation is not reported again, and a near or
+    semantic cluster that repeats an exact (or near) one is reported once, as the stronger kind.
+    """
+    from curation import minhash
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InvalidInput(f"unknown method {', '.join(unknown) or '(none)'}; use exact, near, semantic or all")
+    near_threshold = minhash.DEFAULT_THRESHOLD if near_threshold is None else near_threshold
+    for name, value in (("near threshold", near_threshold), ("semantic threshold", semantic_threshold)):
+        if not 0 < value <= 1:
+            raise InvalidInput(f"{name} must be in (0, 1], got {value}")
+    rows = _rows(store)
+    texts = [_text(r) for r in rows]
+    clusters: list[DuplicateCluster] = []
+    computed: dict[str, int] = {}
+    if "exact" in methods:
+        clusters += exact_clusters(rows)
+    if "near" in methods and rows:
+        matrix, computed["signatures"] = signatures(store, texts, keys=[r["content_hash"] for r in rows])
+        found = minhash.near_duplicate_clusters(list(range(len(rows))), texts, signatures=matrix, threshold=near_threshold)
+        clusters += [
+            DuplicateCluster(
+                kind="near",
+                ids=[rows[i]["id"] for i in keys],
+                source_ids=[rows[i]["source_id"] for i in keys],
+                similarity=round(float(sim), 4),
+            )
+            for keys, sim in found
+        ]
+    if "semantic" in methods and rows:
+        matrix, computed["embeddings"] = embeddings(store, texts, model)
+        clusters += _clusters_from_pairs("semantic", rows, semantic_pairs(matrix, semantic_threshold))
+    return DedupReport(
+        clusters=_without_repeats_and_resolved(store, clusters),
+        examples=len(rows),
+        methods=list(methods),
+        thresholds={"near": near_threshold, "semantic": semantic_threshold},
+        computed=computed,
+    )
+
+
+def _without_repeats_and_resolved(store: Store, clusters: list[DuplicateCluster]) -> list[DuplicateCluster]:
+    covering: dict[int, list[set[int]]] = defaultdict(list)  # example id -> the sets (resolved or reported) holding it
+    for row in store.db["duplicate_resolutions"].rows_where("resolution = ?", ["intended_variation"]):
+        ids = set(json.loads(row["example_ids"]))
+        for i in ids:
+            covering[i].append(ids)
+    kept = []
+    for cluster in sorted(clusters, key=lambda c: (METHODS.index(c.kind), c.ids)):
+        ids = set(cluster.ids)
+        if any(ids <= other for other in covering[cluster.ids[0]]):
+            continue
+        for i in ids:
+            covering[i].append(ids)
+        kept.append(cluster)
+    return kept
+
+
+def cross_split_pairs(train_texts: list[str], eval_texts: list[str]) -> set[tuple[int, int]]:
+    """(train index, eval index) of near-duplicates across a split, for the leakage expectation."""
+    from curation import minhash
+
+    if not train_texts or not eval_texts:
+        return set()
+    params = minhash.SketchParams()
+    train_sigs = minhash.sketch(train_texts, params)
+    eval_sigs = minhash.sketch(eval_texts, params)
+    index = minhash.build_index(list(range(len(train_texts))), train_sigs, minhash.DEFAULT_THRESHOLD, params)
+    return {
+        (t, e)
+        for e, sig in enumerate(eval_sigs)
+        for t in minhash.query(index, sig, params)
+        if minhash.jaccard_estimate(sig, train_sigs[t]) >= minhash.DEFAULT_THRESHOLD
+    }
+
+
+def duplicate_groups(store: Store, *, model: str | None = None, methods: Sequence[str] = ("near", "semantic")) -> list[list[int]]:
+    """Near and semantic clusters as groups for a leakage-safe snapshot split."""
+    return [c.ids for c in find_duplicates(store, methods, model=model).clusters]
+
+
+# ------------------------------------------------------------------------------------------ resolving
+
+
+def resolve_duplicates(
+    store: Store, actor: str, example_ids: Sequence[int], resolution: str, *, keep_id: int | None = None, note: str = ""
+) -> dict[str, Any]:
+    """Record a lead's decision on a duplicate cluster (leads), in the history of every example involved.
+
+    keep_one: archive every example but `keep_id`. merge: like keep_one, and the kept example
+    gains the others' labels. intended_variation: change nothing; stop reporting this cluster.
+    """
+    ids = sorted(set(example_ids))
+    if resolution not in RESOLUTIONS:
+        raise InvalidInput(f"resolution must be one of {', '.join(RESOLUTIONS)}; got {resolution!r}")
+    if len(ids) < 2:
+        raise InvalidInput("a duplicate cluster has at least two examples; name them all")
+    if resolution != "intended_variation" and keep_id not in ids:
+        raise InvalidInput(f"{resolution} needs --keep ID, one of {', '.join(map(str, ids))}")
+    with store.write():
+        user = acting_user(store, actor)
+        require(user, "bulk_set_status")
+        examples = [store.get_example(i) for i in ids]
+        row_id = (
+            store.db["duplicate_resolutions"]
+            .insert(
+                {
+                    "kind": "duplicate",
+                    "example_ids": json.dumps(ids),
+                    "resolution": resolution,
+                    "kept_id": keep_id,
+                    "note": note,
+                    "resolved_by": user.username,
+                    "resolved_at": now(),
+                }
+            )
+            .last_pk
+        )
+        note_fields = {"resolution": resolution, "cluster": ids, "kept_id": keep_id, "note": note, "resolution_id": row_id}
+        for example in examples:
+            changes: dict[str, Any] = {}
+            if resolution in ("keep_one", "merge") and example.id != keep_id and example.status != "archived":
+                changes["status"] = "archived"
+            if resolution == "merge" and example.id == keep_id:
+                labels = dict.fromkeys(example.tags.labels)
+                for other in examples:
+                    labels.update(dict.fromkeys(other.tags.labels))
+                changes["tags"] = example.tags.model_copy(update={"labels": tuple(labels)})
+            if changes:
+                store.update_example(example.id, example.version, user.username, "resolve_duplicate", changes, note_fields)
+            else:  # nothing about the example changes, but the decision about it is still part of its history
+                store.add_history("example", example.id, "resolve_duplicate", user.username, None, note_fields)
+    return {"resolution_id": row_id, "resolution": resolution, "example_ids": ids, "kept_id": keep_id}
+
+
+# ------------------------------------------------------------------------------------------ live check
+
+
+def check_draft(
+    store: Store, content: ExampleContent, *, exclude_id: int | None = None, model: str | None = None, semantic: bool = True
+) -> list[LiveMatch]:
+    """Existing examples a draft repeats: exact, near and (optionally) semantic, strongest first.
+
+    Fast enough to run on every save: exact matches come from indexed hashes, near and semantic
+    ones from an in-process index that is brought up to date incrementally (see LiveIndex).
+    """
+    from curation.live import live_index
+
+    return live_index(store, model=model, semantic=semantic).check(store, content, exclude_id=exclude_id)

@@ -1,0 +1,166 @@
+"""The live duplicate check's index: kept in memory per process and brought up to date incrementally.
+
+The first check in a process loads every example's signature and embedding (from the store's
+cache; missing ones are computed and cached). Every later check only reads the examples changed
+since the last one, so a check against 100,000 examples costs one sketch, one embedding, one LSH
+query and one matrix-vector product.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from curation.store import Store
+from schemas import ExampleContent, LiveMatch, normalised_hash
+
+MAX_MATCHES = 10
+_indexes: dict[tuple[str, str | None, bool], LiveIndex] = {}
+_lock = threading.Lock()
+
+
+def live_index(store: Store, *, model: str | None = None, semantic: bool = True) -> LiveIndex:
+    """The process-wide index for this store file (one per model and mode)."""
+    key = (str(store.path or id(store)), model, semantic)
+    with _lock:
+        if key not in _indexes:
+            _indexes[key] = LiveIndex(model=model, semantic=semantic)
+        return _indexes[key]
+
+
+def _text(prompt_text: str, response_text: str) -> str:
+    return f"{prompt_text}\n{response_text}"
+
+
+class LiveIndex:
+    """MinHash LSH + an embedding matrix over the examples that are not archived."""
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        semantic: bool = True,
+        near_threshold: float | None = None,
+        semantic_threshold: float | None = None,
+    ):
+        from curation import dedup, minhash
+
+        self.model = model
+        self.semantic = semantic
+        self.params = minhash.SketchParams()
+        self.near_threshold = near_threshold or minhash.DEFAULT_THRESHOLD
+        self.semantic_threshold = semantic_threshold or dedup.DEFAULT_SEMANTIC_THRESHOLD
+        self.lsh = minhash.build_index([], np.zeros((0, self.params.num_perm), np.uint64), self.near_threshold, self.params)
+        self.versions: dict[int, int] = {}
+        self.signature: dict[int, np.ndarray] = {}
+        self.ids: list[int] = []
+        self.position: dict[int, int] = {}
+        self._buffer = np.zeros((0, 0), np.float32)
+        self.vectors = self._buffer
+        self.alive = np.zeros(0, bool)
+        self.seen = ""
+        self._lock = threading.Lock()
+
+    def refresh(self, store: Store) -> int:
+        """Apply every example changed since the last refresh. Returns how many changed."""
+        from curation import dedup, minhash
+
+        rows = list(
+            store.db.query(
+                "SELECT id, version, status, prompt_text, response_text, content_hash, updated_at FROM examples "
+                "WHERE updated_at >= ? ORDER BY updated_at",
+                [self.seen],
+            )
+        )
+        rows = [r for r in rows if self.versions.get(r["id"]) != r["version"]]
+        if not rows:
+            return 0
+        live = [r for r in rows if r["status"] != "archived"]
+        texts = [_text(r["prompt_text"], r["response_text"]) for r in live]
+        sigs, _ = dedup.signatures(store, texts, self.params, keys=[r["content_hash"] for r in live])
+        vecs = dedup.embeddings(store, texts, self.model)[0] if self.semantic else None
+        for row in rows:
+            key = row["id"]
+            if key in self.signature:
+                self.lsh.remove(key)
+                del self.signature[key]
+                self.alive[self.position[key]] = False
+            self.versions[key] = row["version"]
+        for row, sig in zip(live, sigs, strict=True):
+            self.signature[row["id"]] = sig
+            self.lsh.insert(row["id"], minhash.to_minhash(sig, self.params))
+            self.position[row["id"]] = len(self.ids)
+            self.ids.append(row["id"])
+        self.alive = np.concatenate([self.alive, np.ones(len(live), bool)])
+        if vecs is not None and len(vecs):
+            self._append_vectors(vecs)
+        self.seen = rows[-1]["updated_at"]
+        return len(rows)
+
+    def _append_vectors(self, vecs: np.ndarray) -> None:
+        """Grow the embedding matrix with spare room, so one new example does not copy 100k rows."""
+        used = len(self.ids) - len(vecs)
+        if self._buffer.shape[0] < used + len(vecs):
+            grown = np.zeros((max(2 * self._buffer.shape[0], used + len(vecs), 1024), vecs.shape[1]), np.float32)
+            if used:
+                grown[:used] = self._buffer[:used]
+            self._buffer = grown
+        self._buffer[used : used + len(vecs)] = vecs
+        self.vectors = self._buffer[: used + len(vecs)]
+
+    def check(self, store: Store, content: ExampleContent, *, exclude_id: int | None = None) -> list[LiveMatch]:
+        from curation import minhash
+
+        with self._lock:
+            self.refresh(store)
+            found: dict[int, tuple[str, float]] = {}
+            for row in store.db.query(
+                "SELECT id FROM examples WHERE (content_hash = ? OR norm_hash = ?) AND status != 'archived'",
+                [content.content_hash, normalised_hash(content.messages)],
+            ):
+                found[row["id"]] = ("exact", 1.0)
+            text = _text(
+                "\n\n".join(m.content for m in content.messages if m.role in ("system", "user")),
+                "\n\n".join(m.content for m in content.messages if m.role == "assistant"),
+            )
+            signature = minhash.sketch([text], self.params)[0]
+            for key in minhash.query(self.lsh, signature, self.params):
+                similarity = minhash.jaccard_estimate(signature, self.signature[key])
+                if key not in found and similarity >= self.near_threshold:
+                    found[key] = ("near", similarity)
+            if self.semantic and len(self.ids):
+                from curation.embeddings import get_embedder
+
+                query = get_embedder(self.model).embed([text])[0]
+                sims = self.vectors @ query
+                sims[~self.alive] = -1
+                for pos in np.argsort(-sims)[: MAX_MATCHES * 2]:
+                    if sims[pos] < self.semantic_threshold:
+                        break
+                    key = self.ids[pos]
+                    if key not in found:
+                        found[key] = ("semantic", float(sims[pos]))
+        found.pop(exclude_id, None)
+        return _matches(store, found)
+
+
+def _matches(store: Store, found: dict[int, tuple[str, float]]) -> list[LiveMatch]:
+    from curation.dedup import METHODS
+
+    if not found:
+        return []
+    ids = list(found)
+    rows: dict[int, Any] = {
+        r["id"]: r
+        for r in store.db.query(f"SELECT id, status, prompt_text FROM examples WHERE id IN ({','.join('?' * len(ids))})", ids)
+    }
+    matches = [
+        LiveMatch(
+            kind=kind, example_id=i, similarity=round(sim, 4), status=rows[i]["status"], prompt=rows[i]["prompt_text"][:200]
+        )
+        for i, (kind, sim) in found.items()
+        if i in rows
+    ]
+    return sorted(matches, key=lambda m: (METHODS.index(m.kind), -m.similarity, m.example_id))[:MAX_MATCHES]

@@ -1,0 +1,162 @@
+"""Duplicates with the real engines: planted exact / near / semantic duplicates found, distinct texts not."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE_DATA, make_example
+from curation import dedup, workflow
+from curation.demo import load_demo
+from curation.errors import InvalidInput, PermissionDenied
+from curation.snapshots import create_snapshot
+from curation.store import Store
+from schemas import ExampleContent
+
+PARAPHRASE_A = (
+    "How do I add my wife to my auto policy?",
+    "You can add a spouse in the Lakeshore app: open Policy, tap Drivers, choose Add driver and enter her license details. "
+    "The change starts today.",
+)
+PARAPHRASE_B = (
+    "How can I add my wife to my car policy?",
+    "Adding your spouse is quick in the Lakeshore app: go to Policy, select Drivers, pick Add driver, then type in her license "
+    "details. It takes effect today.",
+)
+
+
+def planted(kinds: set[str]) -> list[set[str]]:
+    return [
+        set(item["ids"])
+        for f in sorted((SAMPLE_DATA / "planted").glob("*.json"))
+        for item in json.loads(f.read_text())
+        if item["kind"] in kinds
+    ]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("dedup") / "demo.db")
+    load_demo(store, SAMPLE_DATA, password="demo password")
+    return store
+
+
+@pytest.fixture(scope="module")
+def report(demo):
+    return dedup.find_duplicates(demo)
+
+
+def by_source(store: Store, cluster) -> set[str]:
+    return {store.get_example(i).source_id for i in cluster.ids}
+
+
+def test_planted_exact_duplicates_are_found(demo, report):
+    exact = [by_source(demo, c) for c in report.clusters if c.kind == "exact"]
+    for pair in planted({"exact_duplicate"}):
+        assert any(pair <= cluster for cluster in exact), pair
+
+
+def test_planted_near_duplicates_are_found_and_distinct_texts_are_not(demo, report):
+    near = [by_source(demo, c) for c in report.clusters if c.kind == "near"]
+    found = [by_source(demo, c) for c in report.clusters if c.kind in ("near", "semantic")]
+    for pair in planted({"near_duplicate"}):
+        assert any(pair <= cluster for cluster in found), pair
+    allowed = planted({"near_duplicate", "exact_duplicate"})
+    for cluster in near:  # every near cluster is a planted one: distinct examples are never flagged
+        assert any(cluster <= p for p in allowed), cluster
+
+
+def test_semantic_catches_paraphrases_that_near_misses(team):
+    a = workflow.create_example(team, "amy", ExampleContent.from_pair(*PARAPHRASE_A))
+    b = workflow.create_example(team, "al", ExampleContent.from_pair(*PARAPHRASE_B))
+    workflow.create_example(
+        team,
+        "amy",
+        ExampleContent.from_pair(
+            "My car was towed after a crash, is the tow covered?", "Towing after a covered accident is usually part of the claim."
+        ),
+    )
+    found = dedup.find_duplicates(team)
+    assert [(c.kind, c.ids) for c in found.clusters] == [("semantic", [a.id, b.id])]
+    assert 0.9 <= found.clusters[0].similarity < 1
+
+
+def test_signatures_and_embeddings_are_cached_and_cache_hits_do_not_call_the_model(team, monkeypatch):
+    for i in range(3):
+        make_example(team, prompt=f"Question number {i} about my deductible", response=f"Answer {i}.")
+    first = dedup.find_duplicates(team)
+    assert first.computed == {"signatures": 3, "embeddings": 3}
+    from curation import embeddings, minhash
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was called for a cached text")
+
+    monkeypatch.setattr(embeddings.Embedder, "embed", refuse)
+    monkeypatch.setattr(minhash, "sketch", refuse)
+    again = dedup.find_duplicates(team)
+    assert again.computed == {"signatures": 0, "embeddings": 0}
+    assert team.db["embeddings"].count == 3 and team.db["signatures"].count == 3
+
+
+def test_resolutions_are_recorded_and_never_delete(team):
+    a = make_example(team, "approved", prompt="Same text", response="Same answer", labels=["x"])
+    b = make_example(team, "approved", author="al", prompt="same text!", response="Same answer.", labels=["y"])
+    with pytest.raises(PermissionDenied):
+        dedup.resolve_duplicates(team, "amy", [a.id, b.id], "keep_one", keep_id=a.id)
+    with pytest.raises(InvalidInput, match="needs --keep"):
+        dedup.resolve_duplicates(team, "lee", [a.id, b.id], "merge")
+    dedup.resolve_duplicates(team, "lee", [a.id, b.id], "merge", keep_id=a.id, note="same question")
+    assert team.get_example(b.id).status == "archived" and team.db["examples"].count == 2
+    assert team.get_example(a.id).tags.labels == ("x", "y")
+    assert team.history("example", b.id)[-1].after["resolution"] == "merge"
+    assert dedup.find_duplicates(team, ["exact"]).clusters == []  # archived examples are not reported
+
+
+def test_intended_variation_stops_the_cluster_being_reported(team):
+    a = make_example(team, prompt="Is hail covered?", response="Check your comprehensive coverage.")
+    b = make_example(team, author="al", prompt="is HAIL covered", response="Check your comprehensive coverage")
+    assert len(dedup.find_duplicates(team, ["exact"]).clusters) == 1
+    dedup.resolve_duplicates(team, "lee", [a.id, b.id], "intended_variation", note="auto vs home")
+    assert dedup.find_duplicates(team, ["exact"]).clusters == []
+    assert {team.get_example(i).status for i in (a.id, b.id)} == {"draft"}
+    assert team.history("example", a.id)[-1].action == "resolve_duplicate"
+
+
+def test_live_check_finds_exact_near_and_semantic_matches_and_follows_edits(team):
+    base = workflow.create_example(team, "amy", ExampleContent.from_pair(*PARAPHRASE_A))
+    exact = dedup.check_draft(team, ExampleContent.from_pair(PARAPHRASE_A[0].upper(), PARAPHRASE_A[1]))
+    assert [(m.kind, m.example_id) for m in exact][:1] == [("exact", base.id)]
+    near_text = PARAPHRASE_A[1].replace("You can add", "You may add")
+    assert [(m.kind, m.example_id) for m in dedup.check_draft(team, ExampleContent.from_pair(PARAPHRASE_A[0], near_text))][
+        :1
+    ] == [("near", base.id)]
+    assert [(m.kind, m.example_id) for m in dedup.check_draft(team, ExampleContent.from_pair(*PARAPHRASE_B))] == [
+        ("semantic", base.id)
+    ]
+    assert dedup.check_draft(team, ExampleContent.from_pair("Where is the nearest tow yard?", "We can send a truck.")) == []
+    workflow.edit_example(
+        team, "amy", base.id, base.version, ExampleContent.from_pair("Totally new question about roadside", "New.")
+    )
+    assert dedup.check_draft(team, ExampleContent.from_pair(*PARAPHRASE_A)) == []  # the index followed the edit
+    assert (
+        dedup.check_draft(team, ExampleContent.from_pair("Totally new question about roadside", "New."), exclude_id=base.id) == []
+    )
+
+
+def test_snapshot_split_never_separates_a_cluster(demo):
+    groups = dedup.duplicate_groups(demo)
+    assert groups
+    for seed in range(3):
+        snap = create_snapshot(demo, "dana", f"grouped-{seed}", eval_fraction=0.3, seed=seed, groups=groups, validate=False)
+        evaluation = {json.loads(line)["id"] for line in (Path(snap.path) / "eval.jsonl").read_text().splitlines()}
+        train = {json.loads(line)["id"] for line in (Path(snap.path) / "train.jsonl").read_text().splitlines()}
+        for group in groups:
+            members = set(group) & (train | evaluation)  # drafts in a cluster are not in the snapshot at all
+            assert members <= evaluation or members <= train
+
+
+def test_bad_options_are_refused(team):
+    with pytest.raises(InvalidInput, match="unknown method"):
+        dedup.find_duplicates(team, ["fuzzy"])
+    with pytest.raises(InvalidInput, match=r"\(0, 1\]"):
+        dedup.find_duplicates(team, ["near"], near_threshold=1.5)
