@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -243,6 +244,15 @@ def set_status(
 StatusOption = Annotated[str | None, typer.Option(help="draft, submitted, approved, rejected, changes_requested or archived.")]
 AuthorOption = Annotated[str | None, typer.Option(help="Only this author's examples.")]
 OneLabelOption = Annotated[str | None, typer.Option(help="Only examples with this label.")]
+FromOption = Annotated[str | None, typer.Option("--from", help="Only examples written on or after this day (YYYY-MM-DD).")]
+ToOption = Annotated[str | None, typer.Option("--to", help="Only examples written on or before this day (YYYY-MM-DD).")]
+
+
+def _day(value: str | None, option: str) -> date | None:
+    try:
+        return None if value is None else date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option} needs a day like 2026-11-25; got {value!r}") from None
 
 
 @app.command("list")
@@ -252,13 +262,15 @@ def list_examples(
     author: AuthorOption = None,
     tag: TagOption = None,
     label: OneLabelOption = None,
+    created_from: FromOption = None,
+    created_to: ToOption = None,
     page: PageOption = 1,
     page_size: PageSizeOption = 50,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """List examples, newest first, filtered by status, author, tags."""
-    search(None, status, author, tag, label, page, page_size, db, as_json)
+    """List examples, newest first, filtered by status, author, tags and date."""
+    search(None, status, author, tag, label, created_from, created_to, page, page_size, db, as_json)
 
 
 @app.command()
@@ -269,6 +281,8 @@ def search(
     author: AuthorOption = None,
     tag: TagOption = None,
     label: OneLabelOption = None,
+    created_from: FromOption = None,
+    created_to: ToOption = None,
     page: PageOption = 1,
     page_size: PageSizeOption = 50,
     db: DbOption = DEFAULT_DB,
@@ -276,7 +290,17 @@ def search(
 ) -> None:
     """Full-text search over prompts and responses, best matches first."""
     tags = parse_tags(tag, None, Tags()).model_dump(exclude={"labels"})
-    flt = ExampleFilter(query=query, status=status, author=author, label=label, page=page, page_size=page_size, **tags)
+    flt = ExampleFilter(
+        query=query,
+        status=status,
+        author=author,
+        label=label,
+        created_from=_day(created_from, "--from"),
+        created_to=_day(created_to, "--to"),
+        page=page,
+        page_size=page_size,
+        **tags,
+    )
     page_ = open_store(db).list_examples(flt)
     if as_json:
         emit_json({"total": page_.total, "page": page_.page, "pages": page_.pages, "items": page_.items})

@@ -36,15 +36,9 @@ def iter_examples(store: Store, flt: ExampleFilter) -> Iterator[Example]:
 
 
 def _page_sql(flt: ExampleFilter, after: int) -> tuple[str, list[Any]]:
-    where, params = ["id > ?"], [after]
-    for column in ("status", "author", "category", "response_type", "knowledge_area"):
-        if getattr(flt, column) is not None:
-            where.append(f"{column} = ?")
-            params.append(getattr(flt, column))
-    if flt.label is not None:
-        where.append("EXISTS (SELECT 1 FROM json_each(examples.labels) WHERE value = ?)")
-        params.append(flt.label)
-    return f"SELECT id FROM examples WHERE {' AND '.join(where)} ORDER BY id LIMIT {_PAGE}", params
+    where, params = Store.filter_sql(flt)
+    where, params = ["examples.id > ?", *where], [after, *params]
+    return f"SELECT id FROM examples WHERE {' AND '.join(where)} ORDER BY examples.id LIMIT {_PAGE}", params
 
 
 def record_id(example: Example) -> str:

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound
 from curation.migrations import migrations
 from schemas import Example, ExampleFilter, HistoryEntry, Message, Page, Review, Snapshot, Stats, Tags, User
+from schemas.reports import created_bounds
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -370,9 +371,11 @@ class Store:
     def example_ids_with_hash(self, digest: str) -> list[int]:
         return [r["id"] for r in self.db.query("SELECT id FROM examples WHERE content_hash = ? ORDER BY id", [digest])]
 
-    def list_examples(self, flt: ExampleFilter) -> Page[Example]:
-        """One page of examples matching the filter: best match first when searching, else newest first."""
-        where, params = [], []
+    @staticmethod
+    def filter_sql(flt: ExampleFilter) -> tuple[list[str], list[Any]]:
+        """WHERE conditions (on `examples`) and their parameters for every field of the filter but the query."""
+        where: list[str] = []
+        params: list[Any] = []
         for column in ("status", "author", "category", "response_type", "knowledge_area"):
             value = getattr(flt, column)
             if value is not None:
@@ -381,6 +384,14 @@ class Store:
         if flt.label is not None:
             where.append("EXISTS (SELECT 1 FROM json_each(examples.labels) WHERE value = ?)")
             params.append(flt.label)
+        for operator, value in created_bounds(flt):
+            where.append(f"examples.created_at {operator} ?")
+            params.append(value)
+        return where, params
+
+    def list_examples(self, flt: ExampleFilter) -> Page[Example]:
+        """One page of examples matching the filter: best match first when searching, else newest first."""
+        where, params = self.filter_sql(flt)
         source, order = "examples", "examples.id DESC"
         if flt.query:
             # CROSS JOIN pins the FTS index as the outer loop; otherwise SQLite may scan a filter's

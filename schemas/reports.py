@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,6 +25,8 @@ class ExampleFilter(BaseModel):
     response_type: str | None = None
     knowledge_area: str | None = None
     label: str | None = None
+    created_from: date | None = None  # written on or after this day (UTC)
+    created_to: date | None = None  # written on or before this day (UTC)
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=50, ge=1, le=500)
 
@@ -36,6 +39,16 @@ class ExampleFilter(BaseModel):
     @classmethod
     def _query(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+
+def created_bounds(flt: ExampleFilter) -> list[tuple[str, str]]:
+    """SQL comparisons on created_at (ISO text) for the filter's date range: [(operator, value)]."""
+    bounds = []
+    if flt.created_from is not None:
+        bounds.append((">=", flt.created_from.isoformat()))
+    if flt.created_to is not None:
+        bounds.append(("<", (flt.created_to + timedelta(days=1)).isoformat()))
+    return bounds
 
 
 class Page(BaseModel, Generic[T]):

@@ -136,6 +136,22 @@ def test_filters_by_tag_label_and_author_and_pages(team):
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == 23
 
 
+def test_date_range_filter(team):
+    old = make_example(team, prompt="written long ago")
+    team.conn.execute("UPDATE examples SET created_at = '2026-01-15T10:00:00.000000+00:00' WHERE id = ?", [old.id])
+    make_example(team, prompt="written today")
+    today = team.get_example(2).created_at.date()
+
+    def prompts(**kw):
+        return [e.prompt for e in team.list_examples(ExampleFilter(**kw)).items]
+
+    assert prompts(created_to="2026-01-15") == ["written long ago"]
+    assert prompts(created_from="2026-01-16") == ["written today"]
+    assert prompts(created_from="2026-01-15", created_to=today) == ["written today", "written long ago"]
+    with pytest.raises(ValueError):
+        ExampleFilter(created_from="last week")
+
+
 def test_filtered_pages_use_indexes(team):
     plan = " ".join(
         r[3]

@@ -41,8 +41,10 @@ with st.container(border=True):
         response_type = _select("Response type", taxonomy.response_types, "browse_rt")
     with c5:
         area = _select("Knowledge area", taxonomy.knowledge_areas, "browse_ka")
-    c6, c7, c8 = st.columns([2, 1, 1])
+    c6, c9, c10, c7, c8 = st.columns([2, 1, 1, 1, 1])
     label = c6.text_input("Label", key="browse_label") or None
+    created_from = c9.date_input("Written from", value=None, key="browse_from")
+    created_to = c10.date_input("Written until", value=None, key="browse_to")
     page_size = c7.selectbox("Per page", [25, 50, 100, 200], index=1, key="browse_size")
     page_no = c8.number_input("Page", min_value=1, value=1, step=1, key="browse_page")
 
@@ -55,6 +57,8 @@ flt = ui.attempt(
         response_type=response_type,
         knowledge_area=area,
         label=label,
+        created_from=created_from,
+        created_to=created_to,
         page=int(page_no),
         page_size=page_size,
     )
