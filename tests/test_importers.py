@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE_DATA, SHARED_DATA
+from conftest import SAMPLE_DATA, SHARED_DATA, needs_shared_data
 from curation import taxonomy
 from curation.errors import InvalidInput, PermissionDenied
 from curation.importers import detect_format, read_records
@@ -226,6 +226,7 @@ def test_csv_without_prompt_and_response_columns_is_refused(team, tmp_path):
         import_file(team, "amy", path)
 
 
+@needs_shared_data
 def test_real_llama_factory_files(team):
     alpaca = import_file(team, "amy", SHARED_DATA / "alpaca_en_demo.json")
     assert (alpaca.format, alpaca.imported + alpaca.duplicates, alpaca.rejected) == ("alpaca", 999, [])
