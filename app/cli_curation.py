@@ -53,7 +53,7 @@ def check_command(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Live duplicate check: existing examples a draft repeats (exact, near, semantic)."""
+    """Live check of a draft: existing examples it repeats (exact, near, semantic) and guideline warnings."""
     from curation.dedup import check_draft
 
     store = open_store(db)
@@ -63,10 +63,15 @@ def check_command(
         content = ExampleContent.from_pair(prompt, response)
     else:
         raise InvalidInput("give --prompt and --response, or --example ID")
+    from curation.guideline_rules import guideline_warnings
+
     matches = check_draft(store, content, exclude_id=example_id, model=model, semantic=semantic)
+    warnings = guideline_warnings(content)
     if as_json:
-        emit_json(matches)
+        emit_json({"matches": matches, "guideline_warnings": warnings})
         return
+    for warning in warnings:
+        typer.echo(f"Guideline: {warning}")
     if not matches:
         typer.echo("No duplicates found.")
         return

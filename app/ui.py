@@ -219,8 +219,9 @@ class DraftChecks:
 
 
 def draft_checks(store: Store, content: Any, exclude_id: int | None) -> DraftChecks:
-    """Duplicates (curation.dedup.check_draft), personal data and missing tags, and a token estimate."""
+    """Duplicates (curation.dedup.check_draft), personal data, guideline rules, missing tags, and a token estimate."""
     from curation.dedup import check_draft
+    from curation.guideline_rules import guideline_warnings
     from curation.validation import EMAIL_REGEX, PHONE_REGEX, card_number
 
     note = ""
@@ -238,6 +239,7 @@ def draft_checks(store: Store, content: Any, exclude_id: int | None) -> DraftChe
         card = card_number(m.content)
         if card:
             warnings.append(f"The {m.role} turn contains a payment card number ({card}); remove it.")
+    warnings += guideline_warnings(content)
     missing = [k.replace("_", " ") for k in ("category", "response_type", "knowledge_area") if not getattr(content.tags, k)]
     if missing:
         warnings.append(f"Tag the example with its {', '.join(missing)} so coverage counts it.")

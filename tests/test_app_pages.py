@@ -140,7 +140,7 @@ def _fill(at: AppTest, prompt: str, response: str) -> None:
 def test_write_saves_a_draft_once_and_shows_checks(app_store):
     at = app(app_store, "amy", "pages/write.py")
     assert "Be **kind**." in texts(at)  # guidelines beside the editor
-    _fill(at, "How do I reach you?", "Write to jane.doe@example.com and we will answer.")
+    _fill(at, "How do I reach you?", "Write to jane.doe@example.com and we will answer. Your claim will definitely be covered.")
     one(at.selectbox, "Category").select("claims")
     save = one(at.button, "Save draft")
     save.click().run()
@@ -150,6 +150,7 @@ def test_write_saves_a_draft_once_and_shows_checks(app_store):
     assert "Example 1 saved (draft), version 1." in [s.value for s in at.success]
     assert any("email address" in w.value for w in at.warning)
     assert any("response type" in w.value for w in at.warning)  # missing tags are named
+    assert any("promises an outcome" in w.value for w in at.warning)  # guideline rules on save
     assert one(at.button, "Save draft").key != save.key  # the old button is gone: a second click is dropped
     at.run()
     assert app_store.db["examples"].count == 1
