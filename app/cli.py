@@ -27,6 +27,7 @@ from app.cli_common import (
 from app.cli_curation import check_command, coverage_command, dedup_command, resolve_command, tasks_app
 from app.cli_data import export_command, import_command, snapshot_app, validate_command
 from app.cli_serve import serve_command
+from app.cli_training import eval_command, judge_app, runs_app, train_command
 from curation import workflow
 from curation.errors import InvalidInput
 from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
@@ -409,6 +410,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(guidelines_app, name="guidelines")
 app.command("serve")(handle_errors(serve_command))
+app.command("train")(handle_errors(train_command))
+app.add_typer(runs_app, name="runs")
+app.command("eval")(handle_errors(eval_command))
+app.add_typer(judge_app, name="judge")
 
 
 def main() -> None:

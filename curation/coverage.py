@@ -254,6 +254,26 @@ def _task(store: Store, row: dict[str, Any]) -> Task:
     return Task.model_validate({**row, "question": question})
 
 
+def _insert_task(
+    store: Store, actor: str, question_id: int, assignee: str, *, gap_topic_id: int | None = None, note: str | None = None
+) -> Task:
+    row = {
+        "question_id": question_id,
+        "gap_topic_id": gap_topic_id,
+        "assignee": assignee,
+        "status": "open",
+        "example_id": None,
+        "created_by": actor,
+        "created_at": now(),
+        "version": 1,
+        "note": note,
+    }
+    task_id = store.db["tasks"].insert(row).last_pk
+    details = {"assignee": assignee, "question_id": question_id, **({"note": note} if note else {})}
+    store.add_history("task", task_id, "create_task", actor, None, details)
+    return _task(store, store.db["tasks"].get(task_id))
+
+
 def create_tasks(store: Store, actor: str, gap_topic_id: int, assignee: str, *, limit: int | None = None) -> list[Task]:
     """Turn a gap topic's questions into authoring tasks for one author (leads). Questions already tasked are skipped."""
     with store.write():
@@ -268,25 +288,49 @@ def create_tasks(store: Store, actor: str, gap_topic_id: int, assignee: str, *, 
         for qid in question_ids:
             if store.db["tasks"].count_where("question_id = ? AND status = 'open'", [qid]):
                 continue
-            task_id = (
-                store.db["tasks"]
-                .insert(
-                    {
-                        "question_id": qid,
-                        "gap_topic_id": gap_topic_id,
-                        "assignee": author.username,
-                        "status": "open",
-                        "example_id": None,
-                        "created_by": actor,
-                        "created_at": now(),
-                        "version": 1,
-                    }
-                )
+            created.append(_insert_task(store, actor, qid, author.username, gap_topic_id=gap_topic_id))
+        return created
+
+
+def create_task(
+    store: Store,
+    actor: str,
+    text: str,
+    assignee: str,
+    *,
+    note: str,
+    source: str,
+    source_id: str | None = None,
+    action: str = "manage_coverage",
+) -> Task:
+    """One authoring task for a question from anywhere (an evaluation failure, a production log).
+
+    The question joins the question log with its source (e.g. `eval:run-1`), so coverage sees it
+    too; a question already open as a task returns that task instead of a second one.
+    """
+    from curation.dedup import text_key
+
+    text = " ".join(text.split())
+    if not text:
+        raise InvalidInput("the task's question is empty")
+    with store.write():
+        require(acting_user(store, actor), action)
+        author = store.get_user(assignee)
+        require(author, "create_example")
+        digest = text_key(text.casefold())
+        found = list(store.db["questions"].rows_where("content_hash = ?", [digest]))
+        if found:
+            question_id = found[0]["id"]
+        else:
+            question_id = (
+                store.db["questions"]
+                .insert({"text": text, "content_hash": digest, "source": source, "source_id": source_id, "imported_at": now()})
                 .last_pk
             )
-            store.add_history("task", task_id, "create_task", actor, None, {"assignee": author.username, "question_id": qid})
-            created.append(_task(store, store.db["tasks"].get(task_id)))
-        return created
+        open_rows = list(store.db["tasks"].rows_where("question_id = ? AND status = 'open'", [question_id]))
+        if open_rows:
+            return _task(store, open_rows[0])
+        return _insert_task(store, actor, question_id, author.username, note=note)
 
 
 def list_tasks(store: Store, *, assignee: str | None = None, status: str | None = "open") -> list[Task]:

@@ -208,3 +208,102 @@ def m004_sessions(db: Database) -> None:
     db["reviews"].create_index(["example_id", "example_version", "id"])
     db["reviews"].create_index(["reviewer", "decision", "created_at"])
     db["examples"].create_index(["status", "category", "response_type", "knowledge_area"])
+
+
+@migrations()
+def m005_training(db: Database) -> None:
+    # LoRA runs (one row each, with lineage), their live metrics and events, and the blind
+    # side-by-side comparisons reviewers vote on. A task can now carry a note (why it exists:
+    # "the tuned model lost this comparison").
+    db["runs"].create(
+        {
+            "id": str,
+            "name": str,
+            "snapshot_id": str,
+            "base_model": str,
+            "config": str,
+            "config_hash": str,
+            "code_version": str,
+            "status": str,
+            "created_by": str,
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "heartbeat_at": str,
+            "pid": int,
+            "world_size": int,
+            "run_dir": str,
+            "step": int,
+            "total_steps": int,
+            "cancel_requested": int,
+            "error": str,
+            "result": str,
+            "version": int,
+        },
+        pk="id",
+        not_null={"snapshot_id", "base_model", "config", "status", "created_by", "created_at", "run_dir", "version"},
+    )
+    db["runs"].create_index(["status"])
+    db["run_metrics"].create(
+        {
+            "run_id": str,
+            "step": int,
+            "kind": str,
+            "epoch": float,
+            "loss": float,
+            "eval_loss": float,
+            "learning_rate": float,
+            "tokens_per_s": float,
+            "memory_mb": float,
+            "at": str,
+        },
+        not_null={"run_id", "step", "kind", "at"},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["run_metrics"].create_index(["run_id", "kind", "step"])
+    db["run_events"].create(
+        {"run_id": str, "at": str, "kind": str, "message": str},
+        not_null={"run_id", "at", "kind"},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["run_events"].create_index(["run_id", "at"])
+    db["evaluations"].create(
+        {"run_id": str, "created_at": str, "created_by": str, "report": str},
+        pk="run_id",
+        not_null={"created_at", "report"},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["comparisons"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "example_id": int,
+            "messages": str,
+            "reference": str,
+            "answer_a": str,
+            "answer_b": str,
+            "tuned_is": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"run_id", "messages", "answer_a", "answer_b", "tuned_is", "created_at"},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["comparisons"].create_index(["run_id"])
+    db["votes"].create(
+        {
+            "id": int,
+            "comparison_id": int,
+            "reviewer": str,
+            "choice": str,
+            "rubric": str,
+            "comment": str,
+            "task_id": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"comparison_id", "reviewer", "choice", "created_at"},
+        foreign_keys=[("comparison_id", "comparisons", "id"), ("reviewer", "users", "username")],
+    )
+    db["votes"].create_index(["comparison_id", "reviewer"], unique=True)
+    db["tasks"].add_column("note", str)

@@ -16,6 +16,8 @@ Action = Literal[
     "bulk_set_status",
     "create_snapshot",
     "launch_training",
+    "judge_models",
+    "use_playground",
     "manage_coverage",
     "manage_users",
     "manage_taxonomy",
@@ -25,12 +27,13 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 
 _AUTHORING = {"create_example", "edit_example", "submit_example"}
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "author": frozenset(_AUTHORING),
-    "reviewer": frozenset({"review_example"}),
+    "author": frozenset(_AUTHORING | {"use_playground"}),
+    "reviewer": frozenset({"review_example", "judge_models", "use_playground"}),
     # A lead can do everything a reviewer can, writes examples too, and runs the data pipeline.
     "lead": frozenset(
         _AUTHORING
         | {"review_example", "archive_example", "bulk_set_status", "create_snapshot", "launch_training", "manage_coverage"}
+        | {"judge_models", "use_playground"}
     ),
     "admin": frozenset({"manage_users", "manage_taxonomy", "manage_guidelines"}),
 }

@@ -21,6 +21,7 @@ from typing import Any
 
 from curation.errors import GoldsmithError, InvalidInput
 from curation.exporting import iter_examples
+from curation.osutil import fsync_dir, pid_alive
 from curation.permissions import require
 from curation.split import split
 from curation.store import Store, now
@@ -77,14 +78,6 @@ def _write(path: Path, data: bytes) -> str:
         os.fsync(handle.fileno())
     path.chmod(0o444)  # snapshots are immutable: read-only files say so to people and tools
     return hashlib.sha256(data).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _tag_counts(examples: Iterable[Example]) -> dict[str, dict[str, int]]:
@@ -215,9 +208,9 @@ def _publish(root: Path, final: Path, data: dict[str, bytes], manifest: dict[str
         for file_name, blob in data.items():
             _write(tmp / file_name, blob)
         _write(tmp / "manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         os.rename(tmp, final)  # atomic; fails if another process published the same snapshot first
-        _fsync_dir(root)
+        fsync_dir(root)
     except OSError:
         if not final.exists():
             raise
@@ -229,18 +222,8 @@ def _remove_abandoned(root: Path) -> None:
     """Delete temporary folders left by snapshot processes that were killed (their pid is gone)."""
     for tmp in root.glob(".tmp-*-*-*"):
         pid = tmp.name.split("-")[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _record(store: Store, folder: Path) -> Snapshot:

@@ -116,3 +116,4 @@ class Task(BaseModel):
     created_by: str
     created_at: datetime
     version: int
+    note: str | None = None
