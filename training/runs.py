@@ -224,9 +224,22 @@ def log_metrics(store: Store, points: list[dict[str, Any]]) -> None:
         store.db["run_metrics"].insert_all({**p, "at": now()} for p in points)
 
 
-def finish(store: Store, run_id: str, status: str, *, error: str | None = None, result: dict[str, Any] | None = None) -> None:
+def finish(
+    store: Store,
+    run_id: str,
+    status: str,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+    step: int | None = None,
+    total_steps: int | None = None,
+) -> None:
     with store.write():
         changes: dict[str, Any] = {"status": status, "finished_at": now(), "error": error}
+        if step is not None:  # where training ended, not the last heartbeat before it
+            changes["step"] = step
+        if total_steps is not None:
+            changes["total_steps"] = total_steps
         if result is not None:
             changes["result"] = json.dumps(result, sort_keys=True)
         _update(store, run_id, changes)
@@ -264,6 +277,12 @@ def cancel_run(store: Store, actor: str, run_id: str) -> Run:
     run = get_run(store, run_id)
     if run.status not in ACTIVE_STATUSES:
         raise InvalidInput(f"run {run.id} is {run.status}, not running; nothing to cancel")
+    if run.status == "queued" and run.pid is None:  # created, never launched: no worker will read the request
+        with store.write():
+            _update(store, run.id, {"status": "cancelled", "cancel_requested": 1, "finished_at": now()})
+            _event(store, run.id, "cancelled", f"by {actor}, before it started")
+            store.add_history("run", run.id, "cancel_run", actor, {"status": run.status}, {"status": "cancelled"})
+        return get_run(store, run.id)
     with store.write():
         _update(store, run.id, {"cancel_requested": 1})
         _event(store, run.id, "cancel_requested", f"by {actor}")
