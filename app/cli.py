@@ -26,7 +26,10 @@ from app.cli_common import (
 )
 from app.cli_curation import check_command, coverage_command, dedup_command, resolve_command, tasks_app
 from app.cli_data import export_command, import_command, snapshot_app, validate_command
+from app.cli_drafts import accept_draft_command, draft_command, draft_gap_command
+from app.cli_monitor import logs_app, monitor_app
 from app.cli_serve import serve_command
+from app.cli_serve_model import serve_model_command
 from app.cli_training import eval_command, judge_app, runs_app, train_command
 from curation import workflow
 from curation.errors import InvalidInput
@@ -369,7 +372,8 @@ def demo(
         emit_json(summary)
         return
     typer.echo(
-        f"Demo store ready at {db}: {summary.examples} examples ({', '.join(f'{k} {v}' for k, v in summary.by_status.items())})."
+        f"Demo store ready at {db}: {summary.examples} examples ({', '.join(f'{k} {v}' for k, v in summary.by_status.items())}), "
+        f"{summary.production_logs} production conversations."
     )
     typer.echo("Demo users (passwords shown once):")
     table([[u["username"], u["role"], u["password"]] for u in summary.users], ["USER", "ROLE", "PASSWORD"])
@@ -405,7 +409,12 @@ app.command("dedup")(handle_errors(dedup_command))
 app.command("check")(handle_errors(check_command))
 app.command("resolve")(handle_errors(resolve_command))
 app.command("coverage")(handle_errors(coverage_command))
+app.command("draft")(handle_errors(draft_command))
+app.command("accept-draft")(handle_errors(accept_draft_command))
+app.command("draft-gap")(handle_errors(draft_gap_command))
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(logs_app, name="logs")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(user_app, name="user")
 app.add_typer(taxonomy_app, name="taxonomy")
 app.add_typer(guidelines_app, name="guidelines")
@@ -414,6 +423,7 @@ app.command("train")(handle_errors(train_command))
 app.add_typer(runs_app, name="runs")
 app.command("eval")(handle_errors(eval_command))
 app.add_typer(judge_app, name="judge")
+app.command("serve-model")(handle_errors(serve_model_command))
 
 
 def main() -> None:

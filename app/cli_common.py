@@ -98,6 +98,14 @@ def table(rows: list[list[Any]], headers: list[str]) -> None:
             typer.echo("  ".join("-" * w for w in widths))
 
 
+def echo_rejected(rejected: list[Any], shown: int = 50) -> None:
+    """An import's rejected records on stderr, each with its line (or index) and reason; the first `shown`."""
+    for r in rejected[:shown]:
+        typer.echo(f"  {'line ' + str(r.line) if r.line is not None else 'record ' + str(r.index)}: {r.reason}", err=True)
+    if len(rejected) > shown:
+        typer.echo(f"  ... and {len(rejected) - shown} more (use --json for all)", err=True)
+
+
 def one_line(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -14,6 +14,7 @@ from app.cli_common import (
     AsOption,
     DbOption,
     JsonOption,
+    echo_rejected,
     emit_json,
     handle_errors,
     open_store,
@@ -65,10 +66,7 @@ def import_command(
             f"Imported {report.imported} examples from {file} ({report.format}, as {report.status}); "
             f"{report.duplicates} duplicates skipped; {len(report.rejected)} records rejected."
         )
-        for r in report.rejected[:50]:
-            typer.echo(f"  {'line ' + str(r.line) if r.line is not None else 'record ' + str(r.index)}: {r.reason}", err=True)
-        if len(report.rejected) > 50:
-            typer.echo(f"  ... and {len(report.rejected) - 50} more (use --json for all)", err=True)
+        echo_rejected(report.rejected)
     if report.rejected:
         raise typer.Exit(EXIT_FAILED)
 

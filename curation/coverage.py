@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,41 +111,28 @@ def coverage_report(
     save_gaps: bool = True,
 ) -> CoverageReport:
     """Taxonomy coverage, plus (when questions were imported) question coverage, gap topics and a 2-D map."""
-    from curation.dedup import embeddings
-
     if not 0 < threshold < 1:
         raise InvalidInput(f"threshold must be in (0, 1), got {threshold}")
     cells = taxonomy_coverage(store)
     questions = list(store.db.query("SELECT id, text FROM questions ORDER BY id"))
     if not questions:
         return CoverageReport(cells=cells)
-    examples = list(store.db.query("SELECT id, prompt_text, category FROM examples WHERE status = 'approved' ORDER BY id"))
-    q_vecs, _ = embeddings(store, [q["text"] for q in questions], model)
-    e_vecs, _ = (
-        embeddings(store, [e["prompt_text"] for e in examples], model)
-        if examples
-        else (np.zeros((0, q_vecs.shape[1]), np.float32), 0)
-    )
-    if len(examples):
-        sims = q_vecs @ e_vecs.T
-        nearest = sims.argmax(axis=1)
-        best = sims[np.arange(len(questions)), nearest]
-    else:
-        nearest, best = np.zeros(len(questions), int), np.zeros(len(questions))
+    found = nearest_approved(store, [q["text"] for q in questions], model)
+    q_vecs, best = found.vectors, found.similarity
     matches = [
         QuestionMatch(
             question_id=q["id"],
             text=q["text"],
-            nearest_example_id=examples[int(n)]["id"] if examples else None,
+            nearest_example_id=example_id,
             similarity=round(float(s), 4),
             covered=bool(s >= threshold),
         )
-        for q, n, s in zip(questions, nearest, best, strict=True)
+        for q, example_id, s in zip(questions, found.example_ids, best, strict=True)
     ]
-    gaps = _gap_topics(questions, q_vecs, best, threshold, gap_distance)
+    gaps = gap_topics(questions, q_vecs, best, threshold, gap_distance)
     if save_gaps:
         gaps = _save_gaps(store, gaps)
-    points = _map(examples, e_vecs, questions, q_vecs, best >= threshold) if with_map else []
+    points = _map(found.examples, found.example_vectors, questions, q_vecs, best >= threshold) if with_map else []
     return CoverageReport(
         cells=cells,
         questions=len(questions),
@@ -156,7 +144,49 @@ def coverage_report(
     )
 
 
-def _gap_topics(questions: list[dict], vecs: np.ndarray, best: np.ndarray, threshold: float, distance: float) -> list[GapTopic]:
+@dataclass(frozen=True)
+class Nearest:
+    """Each text's nearest approved example: what question coverage is measured with."""
+
+    vectors: np.ndarray  # the texts' embeddings, one row each
+    similarity: np.ndarray  # cosine similarity to the nearest approved example (0 when there is none)
+    example_ids: list[int | None]  # that example's id
+    examples: list[dict]  # the approved examples (id, prompt_text, category), in id order
+    example_vectors: np.ndarray  # their prompt embeddings
+
+
+def nearest_approved(store: Store, texts: list[str], model: str | None = None) -> Nearest:
+    """Embed `texts` and find each one's nearest approved example (embeddings come from the store's cache).
+
+    Args:
+        store: the store.
+        texts: the questions, non-empty.
+        model: the embedding model (default: the offline all-MiniLM-L6-v2).
+    """
+    from curation.dedup import embeddings
+
+    examples = list(store.db.query("SELECT id, prompt_text, category FROM examples WHERE status = 'approved' ORDER BY id"))
+    q_vecs, _ = embeddings(store, texts, model)
+    if not examples:
+        empty = np.zeros((0, q_vecs.shape[1]), np.float32)
+        return Nearest(q_vecs, np.zeros(len(texts)), [None] * len(texts), examples, empty)
+    e_vecs, _ = embeddings(store, [e["prompt_text"] for e in examples], model)
+    sims = q_vecs @ e_vecs.T
+    nearest = sims.argmax(axis=1)
+    best = sims[np.arange(len(texts)), nearest]
+    return Nearest(q_vecs, best, [examples[int(n)]["id"] for n in nearest], examples, e_vecs)
+
+
+def gap_topics(questions: list[dict], vecs: np.ndarray, best: np.ndarray, threshold: float, distance: float) -> list[GapTopic]:
+    """Cluster the questions below `threshold` into topics of two or more (largest first).
+
+    Args:
+        questions: {"id", "text"} per question; a topic's `question_ids` are these ids.
+        vecs: their embeddings (rows in the same order).
+        best: each question's nearest-approved-example similarity.
+        threshold: the coverage threshold.
+        distance: the average cosine distance at which clusters stop merging.
+    """
     from sklearn.cluster import AgglomerativeClustering
 
     uncovered = np.nonzero(best < threshold)[0]
@@ -274,21 +304,37 @@ def _insert_task(
     return _task(store, store.db["tasks"].get(task_id))
 
 
+def gap_topic_work(store: Store, actor: str, gap_topic_id: int, assignee: str, limit: int | None = None) -> tuple[str, list[int]]:
+    """Check a lead may hand out a gap topic's questions to `assignee`; their username and the question ids.
+
+    Args:
+        limit: at most this many questions, in the topic's order (None: all).
+
+    Raises:
+        PermissionDenied: the actor is not a lead, or the assignee may not write examples.
+        NotFound: no such gap topic or user.
+        InvalidInput: limit below 1.
+    """
+    if limit is not None and limit < 1:
+        raise InvalidInput(f"limit must be at least 1, got {limit}")
+    require(acting_user(store, actor), "manage_coverage")
+    author = store.get_user(assignee)
+    require(author, "create_example")
+    rows = list(store.db["gap_topics"].rows_where("id = ?", [gap_topic_id]))
+    if not rows:
+        raise NotFound(f"no gap topic {gap_topic_id}; `goldsmith coverage` lists them")
+    return author.username, json.loads(rows[0]["question_ids"])[:limit]
+
+
 def create_tasks(store: Store, actor: str, gap_topic_id: int, assignee: str, *, limit: int | None = None) -> list[Task]:
     """Turn a gap topic's questions into authoring tasks for one author (leads). Questions already tasked are skipped."""
     with store.write():
-        require(acting_user(store, actor), "manage_coverage")
-        author = store.get_user(assignee)
-        require(author, "create_example")
-        rows = list(store.db["gap_topics"].rows_where("id = ?", [gap_topic_id]))
-        if not rows:
-            raise NotFound(f"no gap topic {gap_topic_id}; `goldsmith coverage` lists them")
-        question_ids = json.loads(rows[0]["question_ids"])[:limit]
+        author, question_ids = gap_topic_work(store, actor, gap_topic_id, assignee, limit)
         created = []
         for qid in question_ids:
             if store.db["tasks"].count_where("question_id = ? AND status = 'open'", [qid]):
                 continue
-            created.append(_insert_task(store, actor, qid, author.username, gap_topic_id=gap_topic_id))
+            created.append(_insert_task(store, actor, qid, author, gap_topic_id=gap_topic_id))
         return created
 
 

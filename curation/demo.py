@@ -11,7 +11,7 @@ import random
 import secrets
 from pathlib import Path
 
-from curation import taxonomy, users, workflow
+from curation import monitoring, taxonomy, users, workflow
 from curation.errors import GoldsmithError, InvalidInput
 from curation.importers import Parsed, read_records
 from curation.store import Store
@@ -89,8 +89,15 @@ def load_demo(store: Store, sample_dir: Path, *, password: str | None = None) ->
             _walk(store, example.id, author, reviewer, rng.random(), parsed.source_id in violations)
         except GoldsmithError as error:
             problems.append(f"{file_name} record {parsed.location}: {error}")
+    logs = sample_dir / "production_logs.jsonl"  # the deployed assistant's conversations, for the Production page
+    production = 0
+    if logs.exists():
+        lead = next(p["username"] for p in people if p["role"] == "lead")
+        report = monitoring.import_logs(store, lead, logs)
+        production = report.imported
+        problems += [f"{logs.name} line {r.line}: {r.reason}" for r in report.rejected]
     stats = store.stats()
-    return DemoSummary(users=created, examples=count, by_status=stats.by_status, problems=problems)
+    return DemoSummary(users=created, examples=count, by_status=stats.by_status, production_logs=production, problems=problems)
 
 
 def _walk(store: Store, example_id: int, author: str, reviewer: str, draw: float, violation: bool) -> None:

@@ -307,3 +307,32 @@ def m005_training(db: Database) -> None:
     )
     db["votes"].create_index(["comparison_id", "reviewer"], unique=True)
     db["tasks"].add_column("note", str)
+
+
+@migrations()
+def m006_production(db: Database) -> None:
+    # Production conversation logs, kept apart from the examples: they are what the deployed
+    # model was asked and answered (with the customer's rating), never training data. A log's
+    # question can become an authoring task; task_id records the last one made from it.
+    db["prod_logs"].create(
+        {
+            "id": int,
+            "conversation": str,
+            "question": str,
+            "answer": str,
+            "rating": int,
+            "thumbs": str,
+            "received_at": str,
+            "imported_at": str,
+            "source": str,
+            "source_id": str,
+            "metadata": str,
+            "content_hash": str,
+            "task_id": int,
+        },
+        pk="id",
+        not_null={"conversation", "question", "answer", "imported_at", "source", "content_hash"},
+        foreign_keys=[("task_id", "tasks", "id")],
+    )
+    db["prod_logs"].create_index(["content_hash"], unique=True)
+    db["prod_logs"].create_index(["received_at"])

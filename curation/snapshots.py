@@ -27,6 +27,7 @@ from curation.split import split
 from curation.store import Store, now
 from curation.users import acting_user
 from curation.validation import ValidationOptions, validate_records
+from curation.workflow import drafted_by
 from schemas import Example, ExampleFilter, Snapshot
 
 FILES = ("train.jsonl", "eval.jsonl")
@@ -89,6 +90,23 @@ def _tag_counts(examples: Iterable[Example]) -> dict[str, dict[str, int]]:
     return {k: dict(sorted(v.items())) for k, v in counts.items()}
 
 
+def _drafts_without_review(store: Store, examples: Iterable[Example]) -> list[int]:
+    """Model-drafted examples whose current text no reviewer approved: a model may draft, only a person approves."""
+    missing = []
+    for e in examples:
+        if drafted_by(e) is None:
+            continue
+        reviewed = False
+        for h in store.history("example", e.id):  # oldest first: a text change needs a later approving review
+            if h.action == "approve":
+                reviewed = True
+            elif h.after and "messages" in h.after:
+                reviewed = False
+        if not reviewed:
+            missing.append(e.id)
+    return missing
+
+
 def create_snapshot(
     store: Store,
     actor: str,
@@ -127,6 +145,8 @@ def create_snapshot(
 
     Raises:
         SnapshotBlocked: a critical expectation failed and no override reason was given.
+        InvalidInput: nothing matches, or a model-drafted example was approved without a
+            reviewer approving its current text (never overridable).
     """
     name = name.strip()
     if not name:
@@ -139,8 +159,16 @@ def create_snapshot(
     with store.read():  # one consistent view of the approved set
         examples = {e.id: e for e in iter_examples(store, flt)}
         schema_version = store.schema_version
+        unreviewed = _drafts_without_review(store, examples.values())
     if not examples:
         raise InvalidInput("no approved examples match; approve some (or widen the filter) before cutting a snapshot")
+    if unreviewed:
+        ids = ", ".join(map(str, unreviewed))
+        raise InvalidInput(
+            f"examples {ids} started as model drafts and no reviewer approved their current text (a bulk move or an "
+            "import approved them); send them back to review "
+            f"(`goldsmith set-status submitted {ids.replace(',', '')} --as LEAD`) before cutting a snapshot"
+        )
     train_ids, eval_ids = split([(i, e.tags.category) for i, e in examples.items()], eval_fraction, seed, groups)
     records = {
         "train.jsonl": [_record_of(examples[i]) for i in train_ids],
@@ -171,6 +199,7 @@ def create_snapshot(
             "train": len(train_ids),
             "eval": len(eval_ids),
             "groups_kept_together": sum(1 for g in groups if len(set(g) & examples.keys()) > 1),
+            "model_drafted": sum(1 for e in examples.values() if drafted_by(e) is not None),
             "train_tags": _tag_counts(examples[i] for i in train_ids),
             "eval_tags": _tag_counts(examples[i] for i in eval_ids),
         },

@@ -88,6 +88,7 @@ class DemoSummary(BaseModel):
     users: list[dict[str, str]]
     examples: int
     by_status: dict[str, int]
+    production_logs: int = 0
     problems: list[str]
 
 

@@ -1,0 +1,221 @@
+"""Drafts from a model: a model may draft, only a person approves.
+
+An author asks a base model or a completed run's adapter (a playground model reference:
+`base:NAME` or a run id) for a draft response to the prompt they are writing; a lead drafts an
+answer to every question of a gap topic at once, each saved as a draft example of one author.
+A drafted example carries its provenance in `metadata["drafted_by"]` (model, adapter, run,
+generation settings, the original text, when); curation.workflow refuses to submit it until a
+person has edited the text or accepted it as is, and it is then reviewed like any example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from curation import workflow
+from curation.coverage import gap_topic_work
+from curation.errors import InvalidInput
+from curation.permissions import require
+from curation.store import Store, now
+from curation.taxonomy import check_tags
+from curation.users import acting_user
+from schemas import Example, ExampleContent, Tags
+from training.playground import BASE_PREFIX, chat
+
+TOP_P = 0.95  # what training.evaluate.generate samples with when the temperature is above 0
+GAP_SOURCE = "gap_draft"  # the source of a gap topic's drafted examples; source_id is the question id
+
+
+def _model_of(store: Store, model_ref: str) -> dict[str, Any]:
+    """The provenance fields that name the model: base model, adapter folder, run id."""
+    if model_ref.startswith(BASE_PREFIX):
+        return {"model": model_ref[len(BASE_PREFIX) :].strip(), "adapter": None, "run_id": None}
+    from training.runs import get_run
+
+    run = get_run(store, model_ref)
+    return {"model": run.config.base_model, "adapter": str(Path(run.run_dir) / "adapter"), "run_id": run.id}
+
+
+def draft_response(
+    store: Store,
+    actor: str,
+    model_ref: str,
+    messages: list[dict[str, str]],
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+) -> dict[str, Any]:
+    """A model's draft of the response to a conversation that ends with the user's turn.
+
+    Args:
+        store: the store (runs are looked up there).
+        actor: who asks (authors and leads: the create_example permission).
+        model_ref: `base:NAME` (e.g. base:smollm2-135m or base:/path/to/model) or a completed run's id.
+        messages: the conversation so far, `[{"role", "content"}]`, ending with a user turn.
+        max_new_tokens: the longest draft, in tokens.
+        temperature: 0 for greedy decoding; above 0 samples (top-p 0.95).
+
+    Returns:
+        `{"text": the draft, "provenance": {"model", "adapter", "run_id", "generation", "draft",
+        "drafted_at"}}`; the provenance is what `metadata["drafted_by"]` of the example records.
+
+    Raises:
+        InvalidInput: a bad conversation, setting or model reference, or an empty answer.
+    """
+    require(acting_user(store, actor), "create_example")
+    text = chat(store, actor, model_ref, messages, max_new_tokens=max_new_tokens, temperature=temperature).strip()
+    if not text:
+        raise InvalidInput("the model's draft is empty; try another model or a temperature above 0, or write the response")
+    generation: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "do_sample": temperature > 0,
+        "top_p": TOP_P if temperature > 0 else None,
+    }
+    provenance = {**_model_of(store, model_ref), "generation": generation, "draft": text, "drafted_at": now()}
+    return {"text": text, "provenance": provenance}
+
+
+def _with_draft(messages_with_prompt: list[dict[str, str]], provenance: dict[str, Any], tags: Tags | None) -> ExampleContent:
+    draft = provenance.get("draft")
+    if not isinstance(draft, str) or not draft.strip():
+        raise InvalidInput("the provenance holds no draft text; get one from draft_response first")
+    turns = [{"role": m["role"], "content": m["content"]} for m in messages_with_prompt]
+    return ExampleContent.model_validate({"messages": [*turns, {"role": "assistant", "content": draft}], "tags": tags or Tags()})
+
+
+def create_drafted_example(
+    store: Store,
+    actor: str,
+    messages_with_prompt: list[dict[str, str]],
+    provenance: dict[str, Any],
+    *,
+    tags: Tags | None = None,
+    author: str | None = None,
+    source: str = "manual",
+    source_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Example:
+    """Save a model's draft as a new draft example, marked as model-drafted.
+
+    Args:
+        store: the store.
+        actor: who saves it (its author, unless `author` names another).
+        messages_with_prompt: the conversation up to the user's turn the draft answers.
+        provenance: `draft_response(...)["provenance"]`; its `draft` becomes the final assistant turn.
+        tags: the example's tags.
+        author: the author the example is assigned to (a lead drafting for an author).
+        source, source_id, metadata: where it came from (metadata gains `drafted_by`).
+    """
+    content = _with_draft(messages_with_prompt, provenance, tags)
+    with store.write():
+        user = acting_user(store, actor)
+        require(user, "create_example")
+        owner = user
+        if author is not None and author.strip().lower() != user.username:
+            require(user, "manage_coverage")  # only a lead assigns work to another author
+            owner = store.get_user(author)
+            require(owner, "create_example")
+        check_tags(store, content.tags)
+        return store.insert_example(
+            messages=content.messages,
+            tags=content.tags,
+            author=owner.username,
+            status="draft",
+            actor=user.username,
+            source=source,
+            source_id=source_id,
+            metadata={**(metadata or {}), "drafted_by": provenance},
+        )
+
+
+def redraft_example(
+    store: Store,
+    actor: str,
+    example_id: int,
+    expected_version: int,
+    messages_with_prompt: list[dict[str, str]],
+    provenance: dict[str, Any],
+    *,
+    tags: Tags | None = None,
+) -> Example:
+    """Replace an editable draft's conversation with `messages_with_prompt` plus the model's draft.
+
+    The example becomes model-drafted (a previous acceptance no longer counts). Only drafts and
+    changes_requested examples take a draft: an approved one would go straight back to review.
+    """
+    with store.write():
+        user = acting_user(store, actor)
+        example = store.get_example(example_id)
+        require(user, "edit_example", example)
+        if example.status not in workflow.SUBMITTABLE:
+            raise InvalidInput(
+                f"example {example.id} is {example.status}; only draft or changes_requested examples can take a model's draft"
+            )
+        content = _with_draft(messages_with_prompt, provenance, tags or example.tags)
+        check_tags(store, content.tags)
+        metadata = {k: v for k, v in example.metadata.items() if k != "draft_accepted"} | {"drafted_by": provenance}
+        changes = {"messages": content.messages, "tags": content.tags, "metadata": metadata}
+        return store.update_example(example_id, expected_version, user.username, "draft_with_model", changes)
+
+
+def draft_gap_topic(
+    store: Store,
+    actor: str,
+    gap_topic_id: int,
+    model_ref: str,
+    assignee: str,
+    *,
+    limit: int | None = None,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+) -> list[Example]:
+    """Draft an answer to each question of a gap topic, as draft examples of one author (leads).
+
+    Questions already drafted, or open as an authoring task, are skipped. Each draft is saved as
+    soon as it is generated (a long batch can be stopped without losing the finished ones), and
+    the model runs outside any write transaction, so authors keep working meanwhile.
+
+    Args:
+        store: the store.
+        actor: the lead (manage_coverage).
+        gap_topic_id: the gap topic (`goldsmith coverage` lists them).
+        model_ref: `base:NAME` or a completed run's id.
+        assignee: the author whose Drafts queue receives the examples.
+        limit: draft at most this many of the topic's questions (in the topic's order).
+        max_new_tokens, temperature: as draft_response takes them.
+
+    Returns:
+        The new draft examples.
+    """
+    author, question_ids = gap_topic_work(store, actor, gap_topic_id, assignee, limit)
+    created: list[Example] = []
+    for qid in question_ids:
+        if _taken(store, qid):
+            continue
+        question = store.db["questions"].get(qid)["text"]
+        prompt = [{"role": "user", "content": question}]
+        draft = draft_response(store, actor, model_ref, prompt, max_new_tokens=max_new_tokens, temperature=temperature)
+        with store.write():
+            if _taken(store, qid):  # drafted meanwhile by another batch
+                continue
+            created.append(
+                create_drafted_example(
+                    store,
+                    actor,
+                    prompt,
+                    draft["provenance"],
+                    author=author,
+                    source=GAP_SOURCE,
+                    source_id=str(qid),
+                    metadata={"question_id": qid, "gap_topic_id": gap_topic_id},
+                )
+            )
+    return created
+
+
+def _taken(store: Store, question_id: int) -> bool:
+    """Whether a question already has a drafted example or an open authoring task."""
+    drafted = store.db["examples"].count_where("source = ? AND source_id = ?", [GAP_SOURCE, str(question_id)])
+    return bool(drafted or store.db["tasks"].count_where("question_id = ? AND status = 'open'", [question_id]))
