@@ -13,6 +13,7 @@ from curation.permissions import can
 
 st.set_page_config(page_title="Goldsmith", page_icon=":material/diamond:", layout="wide")
 
+MODELS = {"training", "compare", "playground", "production"}
 MANAGE = {"snapshots", "admin"}
 
 user = ui.current_user()
@@ -25,8 +26,10 @@ if user is None:
 else:
     allowed = [(f, t, i, u) for f, t, i, u, action in ui.NAV if action is None or can(user, action)]
     pages = {u: st.Page(f, title=t, icon=i, url_path=u, default=n == 0) for n, (f, t, i, u) in enumerate(allowed)}
-    work = [p for u, p in pages.items() if u not in MANAGE]
+    work = [p for u, p in pages.items() if u not in MANAGE | MODELS]
+    models = [p for u, p in pages.items() if u in MODELS]
     manage = [p for u, p in pages.items() if u in MANAGE]
     login = st.Page("pages/login.py", title="Sign in", url_path="login", visibility="hidden")
-    page = st.navigation({"Work": [*work, login], **({"Manage": manage} if manage else {})})
+    groups = {"Work": [*work, login], "Models": models, "Manage": manage}
+    page = st.navigation({name: group for name, group in groups.items() if group})
 page.run()

@@ -33,6 +33,10 @@ NAV = [  # (file, title, icon, url path, the action a user needs to see it; None
     ("pages/browse.py", "Browse", ":material/search:", "browse", None),
     ("pages/dashboard.py", "Dashboard", ":material/monitoring:", "dashboard", None),
     ("pages/snapshots.py", "Snapshots", ":material/inventory_2:", "snapshots", "create_snapshot"),
+    ("pages/training.py", "Training", ":material/model_training:", "training", "launch_training"),
+    ("pages/compare.py", "Compare", ":material/compare:", "compare", "judge_models"),
+    ("pages/playground.py", "Playground", ":material/chat:", "playground", "use_playground"),
+    ("pages/production.py", "Production", ":material/insights:", "production", "manage_coverage"),
     ("pages/admin.py", "Admin", ":material/admin_panel_settings:", "admin", "manage_users"),
 ]
 ROLE_ICONS = {"system": ":material/settings:", "user": ":material/person:", "assistant": ":material/support_agent:"}

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_helpers import MAIN, app, assert_no_exception, one, texts
 from conftest import PASSWORD, ROOT, content, make_example
 from curation import review_queue, sessions, taxonomy, workflow
 from schemas import ExampleContent
 
-MAIN = str(ROOT / "app" / "main.py")
 TAXONOMY = {
     "categories": ["claims", "billing"],
     "response_types": ["how_to", "explanation"],
@@ -35,31 +35,6 @@ def app_store(team, db_path, monkeypatch):
     taxonomy.set_taxonomy(team, "ada", TAXONOMY, 0)
     taxonomy.set_guidelines(team, "ada", "# Tone\nBe **kind**. <script>window.__xss = 1</script>", 0)
     return team
-
-
-def app(store, username: str | None, page: str | None = None) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=60)
-    if username:
-        at.session_state["token"] = sessions.login(store, username, PASSWORD).token
-    if page:
-        at.switch_page(page)
-    return at.run()
-
-
-def one(elements, label: str):
-    found = [e for e in elements if e.label == label]
-    assert found, f"no element labelled {label!r}; have {[e.label for e in elements]}"
-    return found[0]
-
-
-def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "text", "title", "subheader") for e in getattr(at, kind)]
-    parts += [str(e.value) for kind in ("error", "warning", "info", "success") for e in getattr(at, kind)]
-    return "\n".join(map(str, parts))
-
-
-def assert_no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 # ------------------------------------------------------------------------------------------ login and router
@@ -103,10 +78,10 @@ def test_an_idle_session_is_ended_on_the_server(app_store):
 @pytest.mark.parametrize(
     ("user", "allowed", "refused"),
     [
-        ("amy", ["write", "browse", "dashboard"], ["review", "snapshots", "admin"]),
-        ("rita", ["review", "browse", "dashboard"], ["write", "snapshots", "admin"]),
-        ("lee", ["write", "review", "browse", "dashboard", "snapshots"], ["admin"]),
-        ("ada", ["browse", "dashboard", "admin"], ["write", "review", "snapshots"]),
+        ("amy", ["write", "browse", "dashboard", "playground"], ["review", "snapshots", "training", "compare", "admin"]),
+        ("rita", ["review", "browse", "dashboard", "compare", "playground"], ["write", "snapshots", "training", "admin"]),
+        ("lee", ["write", "review", "browse", "dashboard", "snapshots", "training", "compare", "playground"], ["admin"]),
+        ("ada", ["browse", "dashboard", "admin"], ["write", "review", "snapshots", "training", "compare", "playground"]),
     ],
 )
 def test_each_role_gets_its_pages_and_is_refused_the_others(app_store, user, allowed, refused):
@@ -332,7 +307,7 @@ def test_snapshots_create_list_and_download(app_store, tmp_path):
     make_example(app_store, "approved", category="claims")
     make_example(app_store, "approved", prompt="Other question", response="Other answer", category="billing")
     at = app(app_store, "lee", "pages/snapshots.py")
-    assert "later release" in at.info[0].value  # training: a note, no fake buttons
+    assert [link.label for link in at.get("page_link")] == ["Train a LoRA run on a snapshot"]
     one(at.text_input, "Name").input("v1")
     at.button[0].click().run()
     assert_no_exception(at)

@@ -1,7 +1,8 @@
 """The whole loop in a real browser: `goldsmith serve` on a demo store, driven by Playwright and Debian's chromium.
 
-Author writes and submits; reviewer approves; lead sees it counted and cuts a snapshot. Screenshots
-of the main pages land in docs/. A second test renders hostile text and checks that no script ran.
+Author writes and submits; reviewer approves; lead sees it counted, cuts a snapshot and opens the
+Production page. Screenshots of the main pages land in $GOLDSMITH_SCREENSHOTS (docs/ for the README)
+or /tmp. A second test renders hostile text and checks that no script ran.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE_DATA
+from conftest import SAMPLE_DATA
 from curation import workflow
 from curation.demo import load_demo
 from curation.store import Store
@@ -30,7 +32,8 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)"),
 ]
 PASSWORD = "demo password 1"
-DOCS = ROOT / "docs"
+# Screenshots go to $GOLDSMITH_SCREENSHOTS when set (`GOLDSMITH_SCREENSHOTS=docs` refreshes the README's), else to /tmp.
+SHOTS = Path(os.environ.get("GOLDSMITH_SCREENSHOTS") or Path(tempfile.gettempdir()) / "goldsmith-screenshots")
 TIMEOUT_MS = 30_000
 HOSTILE = (
     "xsscanary <script>window.__xss = 'script'; alert('script')</script>\n\n"
@@ -129,10 +132,10 @@ def _go(page, title: str) -> None:
 
 
 def _shot(page, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("heading", level=1).first.scroll_into_view_if_needed()
     page.wait_for_timeout(200)
-    page.screenshot(path=str(DOCS / f"{name}.png"))
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def _metric(page, label: str) -> int:
@@ -208,6 +211,13 @@ def test_author_reviewer_lead_loop(server, browser):
     _shot(page, "snapshots")
     snapshot = store.list_snapshots()[0]
     assert snapshot.name == "loop-v1" and example_id in _ids(Path(snapshot.path))
+
+    # ... and watches the deployed model's traffic (the demo's production logs).
+    _go(page, "Production")
+    page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=120_000)
+    assert _metric(page, "Conversations") == 150
+    _settle(page)
+    _shot(page, "production")
     _sign_out(page)
 
     _sign_in(page, "admin", "Browse")

@@ -1,7 +1,14 @@
 """Dashboard: counts by status and tag, coverage against targets, reviewer throughput and agreement,
-duplicate clusters to resolve, the coverage map and gap topics that become authoring tasks."""
+how much of the approved data started as model drafts, duplicate clusters to resolve, the coverage
+map and gap topics that become authoring tasks or model drafts (drafted in a `goldsmith draft-gap`
+process, so the page never waits for the model)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -9,7 +16,11 @@ import streamlit as st
 
 from app import ui
 from curation import coverage, review_queue
+from curation.drafts_stats import drafted_share
 from curation.permissions import can
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+REFRESH_S = 3
 
 user = ui.require_user()
 store = ui.store()
@@ -92,6 +103,28 @@ if report.reviewers:
         .encode(x="reviews:Q", y=alt.Y("reviewer:N", sort="-x"), color="decision:N", tooltip=["reviewer", "decision", "reviews"]),
         width="stretch",
     )
+
+# ------------------------------------------------------------------------------------------ model drafts
+st.subheader("Model drafts")
+drafts = drafted_share(store)
+d1, d2, d3 = st.columns(3)
+d1.metric(
+    "Approved that started as drafts",
+    f"{drafts['share']:.0%}" if drafts["share"] is not None else "n/a",
+    help=f"{drafts['drafted']} of {drafts['approved']} approved examples started as a model's draft.",
+)
+d2.metric(
+    "Accepted unchanged",
+    f"{drafts['unchanged_share']:.0%}" if drafts["unchanged_share"] is not None else "n/a",
+    help=f"{drafts['accepted_unchanged']} approved drafts kept the model's text word for word.",
+)
+d3.metric(
+    "Mean change by the experts",
+    f"{drafts['mean_edit_distance']:.0%}" if drafts["mean_edit_distance"] is not None else "n/a",
+    help="Normalised edit distance from the model's draft to the approved response (1 - difflib ratio): 0% unchanged.",
+)
+if drafts["by_model"]:
+    st.caption("Drafted by: " + "; ".join(f"{ui.safe_markdown_text(m)} ({n})" for m, n in drafts["by_model"].items()))
 
 # ------------------------------------------------------------------------------------------ duplicates
 st.subheader("Duplicate clusters")
@@ -178,6 +211,62 @@ if cov is not None:
                 width="stretch",
             )
 
+draft_jobs = st.session_state.setdefault("draft_jobs", {})  # gap topic id -> (process, log file)
+
+
+def _draft_form(gap, authors: list[str]) -> None:  # noqa: ANN001 - a GapTopic
+    """Draft answers to a gap topic's questions with a model: `goldsmith draft-gap` in its own process."""
+    if gap.id in draft_jobs and draft_jobs[gap.id][0].poll() is None:
+        st.caption(f"Drafting answers in the background (pid {draft_jobs[gap.id][0].pid}).")
+        return
+    from training.runs import list_runs
+
+    finished = [r.id for r in list_runs(store) if r.status == "completed"]
+    with st.form(f"gap-draft-{gap.id}"):
+        st.markdown("**Draft answers with a model** (an author edits or accepts each draft before review)")
+        assignee = st.selectbox("Drafts for", authors, key=f"da-{gap.id}")
+        model = st.selectbox(
+            "Model", ["base:smollm2-135m", *finished], key=f"dm-{gap.id}", help="A base model, or a finished run's adapter."
+        )
+        limit = st.number_input("How many questions", 1, len(gap.question_ids), min(5, len(gap.question_ids)), key=f"dl-{gap.id}")
+        if st.form_submit_button("Draft answers"):
+            logs = store.path.parent / "logs"
+            logs.mkdir(exist_ok=True)
+            log = logs / f"draft-gap-{gap.id}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+            command = [sys.executable, "-m", "app.cli", "draft-gap", str(gap.id), "--model", model, "--assignee", assignee]
+            command += ["--limit", str(int(limit)), "--db", str(store.path), "--as", user.username]
+            with open(log, "ab") as out:
+                process = subprocess.Popen(
+                    command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
+            draft_jobs[gap.id] = (process, str(log))
+            st.session_state["dash_flash"] = f"Drafting answers to gap topic {gap.id} for {assignee} in the background."
+            st.rerun()
+
+
+def _draft_jobs() -> None:
+    """The batch drafts this session started: running, finished or failed."""
+    for gap_id, (process, log) in list(draft_jobs.items()):
+        code = process.poll()
+        if code is None:
+            st.info(f"Drafting answers to gap topic {gap_id} (pid {process.pid})...", icon=":material/hourglass_top:")
+            continue
+        del draft_jobs[gap_id]
+        lines = Path(log).read_text(encoding="utf-8", errors="replace").strip().splitlines() if Path(log).exists() else []
+        last = ui.safe_markdown_text(ui.one_line(lines[-1], 300)) if lines else ""
+        if code == 0:
+            st.session_state["dash_flash"] = f"Gap topic {gap_id}: {last}"
+        else:
+            st.session_state["dash_draft_failed"] = f"Drafting gap topic {gap_id} stopped (exit code {code}): {last} Log: {log}"
+        st.rerun()
+
+
+failed = st.session_state.pop("dash_draft_failed", None)
+if failed:
+    st.error(failed, icon=":material/error:")
+running = any(process.poll() is None for process, _ in draft_jobs.values())
+st.fragment(_draft_jobs, run_every=REFRESH_S if running else None)()
+
 gaps = coverage.latest_gap_topics(store)
 if gaps:
     authors = [u.username for u in store.list_users() if u.active and can(u, "create_example")]
@@ -196,5 +285,6 @@ if gaps:
                         if made is not None:
                             st.session_state["dash_flash"] = f"{len(made)} tasks created for {assignee}."
                             st.rerun()
+                _draft_form(gap, authors)
 else:
     st.caption("No gap topics yet. Compute the coverage map after importing real questions.")

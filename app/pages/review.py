@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import ui
 from curation import review_queue, workflow
+from curation.drafts_stats import draft_diff, draft_label
 from schemas import RUBRIC, ReviewInput, Rubric
 
 user = ui.require_user("review_example")
@@ -46,9 +47,21 @@ st.caption(
     f"by {example.author} · version {example.version} · {ui.tags_line(example)}"
     + (" · gets two independent reviews" if double else "")
 )
+mark = workflow.drafted_by(example)
+if mark is not None:
+    accepted = example.metadata.get("draft_accepted") or {}
+    st.info(
+        f"Started as a model draft ({ui.safe_markdown_text(draft_label(mark))})"
+        + (f"; accepted as is by {accepted.get('by')}." if accepted else "; the author edited it: see what changed below."),
+        icon=":material/smart_toy:",
+    )
 left, right = st.columns([3, 2], gap="large")
 with left:
     ui.conversation(example)
+    drafted = draft_diff(example)
+    if drafted is not None:
+        with st.expander("The model's draft against the current response", expanded=True):
+            st.code("\n".join(drafted) or "Unchanged: the response is the model's draft, word for word.", language="diff")
     diff = review_queue.diff_since_last_review(store, example)
     if diff is not None:
         with st.expander("Changes since the last review", expanded=True):

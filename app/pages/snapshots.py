@@ -1,5 +1,5 @@
 """Snapshots (leads): cut a validated snapshot (override a blocked one with a reason), list them,
-download their files or an export. Training runs arrive with a later release."""
+download their files or an export. The Training page trains on them."""
 
 from __future__ import annotations
 
@@ -167,8 +167,5 @@ if prepared and prepared[1] is not None:
     st.download_button(f"Download approved.{suffix}", data=prepared[1], file_name=f"approved-{prepared[0]}.{suffix}")
 
 st.subheader("Training")
-st.info(
-    "Training runs (LoRA, live loss curves, evaluation) arrive in a later release. A snapshot's train.jsonl and "
-    "eval.jsonl are chat-format files any SFT trainer reads.",
-    icon=":material/schedule:",
-)
+st.caption("A snapshot's train.jsonl and eval.jsonl are chat-format files any SFT trainer reads.")
+st.page_link("pages/training.py", label="Train a LoRA run on a snapshot", icon=":material/model_training:")

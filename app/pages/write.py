@@ -7,10 +7,16 @@ import streamlit as st
 
 from app import ui
 from curation import coverage, workflow
+from curation.drafts_stats import draft_label
+from curation.errors import InvalidInput
 from curation.taxonomy import get_guidelines, get_taxonomy
-from schemas import ExampleContent, ExampleFilter, Tags
+from schemas import Example, ExampleContent, ExampleFilter, Tags
+from training.drafts import create_drafted_example, draft_response, redraft_example
+from training.playground import base_ref
+from training.runs import list_runs
 
 QUEUE_SHOWN = 15  # per list; Browse (filtered by author and status) pages through the rest
+DEFAULT_BASE = "smollm2-135m"
 
 user = ui.require_user("create_example")
 store = ui.store()
@@ -115,6 +121,26 @@ with editor_tab:
                 st.info(f"This example is {example.status}; only drafts, changes requested and approved examples can be edited.")
         else:
             st.markdown("**New example**")
+        mark = workflow.drafted_by(example) if example is not None else None
+        if mark is not None:
+            accepted = example.metadata.get("draft_accepted") or {}
+            if accepted:
+                state = f"Accepted as is by {accepted.get('by')}."
+            elif workflow.draft_untouched(example):
+                state = "The response is still the model's text: edit it, or accept it as is, before submitting."
+            else:
+                state = "Edited since the draft."
+            st.info(
+                f"Started as a model draft ({ui.safe_markdown_text(draft_label(mark))}). {state}", icon=":material/smart_toy:"
+            )
+            can_accept = workflow.draft_untouched(example) and example.status in workflow.SUBMITTABLE
+            accept_key = f"accept-{example.id}-{read_version}"
+            if can_accept and st.button("Accept the draft as is", key=accept_key, icon=":material/done_all:"):
+                accepted_example = ui.attempt(lambda: workflow.accept_draft(store, user.username, example.id, read_version))
+                if accepted_example:
+                    st.session_state["write_version"] = accepted_example.version
+                    st.session_state["write_flash"] = f"Draft of example {example.id} accepted as is; you can submit it now."
+                    st.rerun()
         if example is not None and st.button("Start a new example", icon=":material/add:"):
             st.session_state.pop("write_id", None)
             st.session_state.pop("write_loaded", None)
@@ -155,6 +181,57 @@ with editor_tab:
         with c3:
             area = _choice("Knowledge area", taxonomy.knowledge_areas, tags.knowledge_area, f"{prefix}-ka")
         labels = st.text_input("Labels (comma separated)", value=", ".join(tags.labels), key=f"{prefix}-labels")
+        tags_in = {"category": category, "response_type": response_type, "knowledge_area": area, "labels": labels}
+
+        draftable = example is None or example.status in workflow.SUBMITTABLE
+        with st.expander("Draft with a model", icon=":material/smart_toy:"):
+            st.caption(
+                "A model drafts the response to the last user message and the example is saved as a model draft. "
+                "Edit it or accept it as is before submitting; reviewers see what the model wrote."
+            )
+            finished = {r.id: r for r in list_runs(store) if r.status == "completed"}
+            kind = st.radio("Draft with", ["A base model", "A finished run"] if finished else ["A base model"], key="wd_kind")
+            if kind == "A finished run":
+                run_id = st.selectbox("Run", list(finished), format_func=lambda i: f"{finished[i].name} · {i}", key="wd_run")
+                model_ref, model_label = run_id, f"run {run_id}"
+            else:
+                name = st.text_input("Base model", DEFAULT_BASE, key="wd_base", help="A short name or a local model folder.")
+                model_ref, model_label = base_ref(name), name.strip()
+            max_new_tokens = st.slider("Longest draft (new tokens)", 16, 1024, 256, 16, key="wd_tokens")
+            ask = st.button(
+                "Draft the response",
+                key=f"{prefix}-draft",
+                icon=":material/smart_toy:",
+                disabled=not draftable,
+                help="Replaces the last response with the model's draft (drafts and changes requested only).",
+            )
+        if ask:
+
+            def _draft() -> Example:
+                msgs = [{"role": "system", "content": system}] if system.strip() else []
+                for u, a in written[:-1]:
+                    msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+                if not written[-1][0].strip():
+                    raise InvalidInput("write the last user message first; the model drafts the response to it")
+                msgs.append({"role": "user", "content": written[-1][0]})
+                tags_draft = Tags.model_validate(tags_in)
+                draft = draft_response(store, user.username, model_ref, msgs, max_new_tokens=max_new_tokens)
+                if example is None:
+                    return create_drafted_example(store, user.username, msgs, draft["provenance"], tags=tags_draft)
+                return redraft_example(store, user.username, example.id, read_version, msgs, draft["provenance"], tags=tags_draft)
+
+            with st.spinner(f"{ui.safe_markdown_text(model_label)} is drafting (the first draft also loads the model)..."):
+                drafted = ui.attempt(_draft)
+            if drafted:
+                ui.renew_form_token("write")
+                st.session_state["write_id"] = st.session_state["write_loaded"] = drafted.id
+                st.session_state["write_version"] = drafted.version
+                st.session_state.pop("write_turns", None)
+                st.session_state["write_flash"] = (
+                    f"Example {drafted.id} drafted by {ui.safe_markdown_text(model_label)}, version {drafted.version}. "
+                    "Edit the response, or accept it as is, before submitting."
+                )
+                st.rerun()
 
         editable = example is None or example.status in workflow.EDITABLE
         can_submit = example is None or example.status in workflow.SUBMITTABLE or example.status == "approved"
@@ -170,7 +247,6 @@ with editor_tab:
                 msgs = [{"role": "system", "content": system}] if system.strip() else []
                 for u, a in written:
                     msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
-                tags_in = {"category": category, "response_type": response_type, "knowledge_area": area, "labels": labels}
                 content = ExampleContent.model_validate({"messages": msgs, "tags": tags_in})
                 with store.write():  # save (and submit) as one change: all or nothing
                     if example is None:

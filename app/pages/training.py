@@ -1,0 +1,307 @@
+"""Training (leads): launch a LoRA run on a snapshot, watch its curves live, cancel or resume it,
+and start its evaluation. Runs train in their own process (training.worker) and evaluations run
+as `goldsmith eval`; this page only starts, polls and draws them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+import yaml
+
+from app import ui
+from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, Run, TrainConfig
+from training.config import load_config
+from training.evaluate import evaluation
+from training.runs import cancel_run, create_run, events, get_run, launch, list_runs, metrics
+
+REFRESH_S = 2  # how often the curves of an active run are redrawn
+ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULTS = {name: field.default for name, field in TrainConfig.model_fields.items()}
+
+user = ui.require_user("launch_training")
+store = ui.store()
+
+st.title("Training")
+flash = st.session_state.pop("train_flash", None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
+# ------------------------------------------------------------------------------------------ launch
+
+snaps = store.list_snapshots()
+snap_names = {s.id: s.name for s in snaps}
+if not snaps:
+    st.info("There is no snapshot to train on yet. Cut one on the Snapshots page first.", icon=":material/inventory_2:")
+else:
+    with st.form(f"launch-{ui.form_token('launch')}", border=True):
+        st.markdown("**Launch a LoRA run**")
+        c1, c2, c3 = st.columns([2, 2, 2])
+        snapshot_id = c1.selectbox(
+            "Snapshot",
+            [s.id for s in snaps],
+            format_func=lambda i: f"{snap_names[i]} · {i[:12]} ({next(s.train for s in snaps if s.id == i)} train)",
+        )
+        base_model = c2.text_input(
+            "Base model", DEFAULTS["base_model"], help="A short name, a local model folder or a cached hub id."
+        )
+        run_name = c3.text_input("Run name (optional)", placeholder="snapshot name + model")
+        c1, c2, c3, c4 = st.columns(4)
+        knobs = {
+            "learning_rate": c1.number_input("Learning rate", 1e-7, 1.0, DEFAULTS["learning_rate"], 1e-5, format="%.2e"),
+            "epochs": c2.number_input("Epochs", 0.1, 100.0, DEFAULTS["epochs"], 0.5),
+            "max_steps": c3.number_input("Max steps (0: use epochs)", 0, 1_000_000, 0, 10) or None,
+            "eval_every": c4.number_input("Evaluate every (steps)", 1, 100_000, DEFAULTS["eval_every"]),
+            "batch_size": c1.number_input("Batch size", 1, 1024, DEFAULTS["batch_size"]),
+            "gradient_accumulation_steps": c2.number_input(
+                "Gradient accumulation", 1, 1024, DEFAULTS["gradient_accumulation_steps"]
+            ),
+            "max_seq_length": c3.number_input("Max sequence length", 16, 131_072, DEFAULTS["max_seq_length"], 64),
+            "precision": c4.selectbox("Precision", ["auto", "fp32", "bf16", "fp16"]),
+            "lora_r": c1.number_input("LoRA r", 1, 1024, DEFAULTS["lora_r"]),
+            "lora_alpha": c2.number_input("LoRA alpha", 0.5, 4096.0, float(DEFAULTS["lora_alpha"]), 1.0),
+            "lora_dropout": c3.number_input("LoRA dropout", 0.0, 0.95, DEFAULTS["lora_dropout"], 0.01),
+        }
+        extra = st.text_area(
+            "More settings (YAML, optional)",
+            placeholder="schedule: linear\nwarmup_ratio: 0.1\ntarget_modules: all-linear",
+            help="Any TrainConfig setting as `key: value`; these replace the fields above.",
+        )
+        launch_clicked = st.form_submit_button("Launch", type="primary", icon=":material/rocket_launch:")
+
+    if launch_clicked:
+        try:
+            more = yaml.safe_load(extra) if extra.strip() else {}
+        except yaml.YAMLError as error:
+            more = None
+            st.error(
+                f"The extra settings are not valid YAML: {ui.safe_markdown_text(ui.one_line(str(error), 200))}",
+                icon=":material/error:",
+            )
+        if more is not None and not isinstance(more, dict):
+            st.error("The extra settings must be `key: value` lines, e.g. `schedule: linear`.", icon=":material/error:")
+            more = None
+        config = more is not None and ui.attempt(lambda: load_config(None, {**knobs, "base_model": base_model, **more}))
+        run = config and ui.attempt(lambda: create_run(store, user.username, snapshot_id, config, name=run_name))
+        if run:
+            st.session_state["train_open"] = run.id
+            started = ui.attempt(lambda: launch(store, run))
+            if started:
+                ui.renew_form_token("launch")
+                st.session_state["train_flash"] = f"Run {run.id} launched (worker pid {started.pid})."
+                st.rerun()
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def age(then: datetime | None) -> str:
+    if then is None:
+        return "never"
+    seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago" if seconds < 7200 else f"{seconds // 3600} h ago"
+
+
+def steps(run: Run) -> str:
+    return f"{run.step} / {run.total_steps}" if run.total_steps else f"{run.step} / ?"
+
+
+def runs_table() -> None:
+    st.dataframe(
+        [
+            {
+                "id": r.id,
+                "name": r.name,
+                "status": r.status,
+                "step": steps(r),
+                "snapshot": snap_names.get(r.snapshot_id, r.snapshot_id[:12]),
+                "base model": r.base_model,
+                "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
+                "by": r.created_by,
+                "config hash": r.config_hash,
+            }
+            for r in list_runs(store)
+        ],
+        hide_index=True,
+    )
+
+
+st.subheader("Runs")
+runs = list_runs(store)
+if not runs:
+    st.caption("No runs yet.")
+    st.stop()
+st.fragment(runs_table, run_every=REFRESH_S if any(r.status in ACTIVE_STATUSES for r in runs) else None)()
+ids = [r.id for r in runs]
+opened = st.session_state.get("train_open")
+chosen = st.selectbox(
+    "Open a run",
+    ids,
+    index=ids.index(opened) if opened in ids else 0,
+    format_func=lambda i: f"{i} · {next(r.name for r in runs if r.id == i)} · {next(r.status for r in runs if r.id == i)}",
+)
+st.session_state["train_open"] = chosen
+run = next(r for r in runs if r.id == chosen)
+
+
+def curves(run_id: str) -> None:
+    points = metrics(store, run_id)
+    if not points:
+        st.caption("No metrics yet: the first points appear after the first logged step.")
+        return
+    df = pd.DataFrame([p.model_dump() for p in points])
+    train, evals = df[df["kind"] == "train"], df[df["kind"] == "eval"]
+    loss = pd.concat(
+        [
+            pd.DataFrame({"step": train["step"], "loss": train["loss"], "series": "train loss"}),
+            pd.DataFrame({"step": evals["step"], "loss": evals["eval_loss"], "series": "eval loss"}),
+        ]
+    ).dropna()
+    chart = (
+        alt.Chart(loss).mark_line(point=True).encode(x="step:Q", y=alt.Y("loss:Q", scale=alt.Scale(zero=False)), color="series:N")
+    )
+    st.altair_chart(chart.properties(title="Loss", height=260))
+    left, right = st.columns(2)
+    for col, column, title in ((left, "learning_rate", "Learning rate"), (right, "tokens_per_s", "Tokens per second")):
+        data = train[["step", column]].dropna()
+        col.altair_chart(
+            alt.Chart(data)
+            .mark_line()
+            .encode(x="step:Q", y=alt.Y(f"{column}:Q", title=title))
+            .properties(title=title, height=200)
+        )
+
+
+def live(run_id: str, was_active: bool) -> None:
+    """The run's state and curves; redrawn every REFRESH_S seconds while it is active."""
+    current = ui.attempt(lambda: get_run(store, run_id))
+    if current is None:
+        return
+    if was_active and current.status not in ACTIVE_STATUSES:
+        st.rerun()  # it ended: redraw the whole page so the buttons follow
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Status", current.status)
+    c2.metric("Step", steps(current))
+    c3.metric("Heartbeat", age(current.heartbeat_at), help="When the worker last reported; a dead worker is marked died.")
+    c4.metric("Processes", current.world_size)
+    if current.cancel_requested and current.status in ACTIVE_STATUSES:
+        st.info("Cancel requested: the worker saves a checkpoint and stops.", icon=":material/hourglass_top:")
+    if current.error:
+        st.error(ui.safe_markdown_text(ui.one_line(current.error, 400)), icon=":material/error:")
+    result = current.result
+    if result.get("base_eval_loss") is not None:
+        r1, r2, r3, r4 = st.columns(4)
+        r1.metric("Base eval loss", f"{result['base_eval_loss']:.4f}")
+        final = result.get("final_eval_loss")
+        r2.metric("Final eval loss", f"{final:.4f}" if final is not None else "n/a")
+        drop = result.get("eval_loss_drop")
+        r3.metric("Eval loss drop", f"{drop:.1%}" if drop is not None else "n/a", help="(base - final) / base")
+        speed = result.get("tokens_per_s")
+        r4.metric("Tokens per second", f"{speed:,.0f}" if speed else "n/a")
+    curves(run_id)
+    with st.expander("Events", expanded=current.status not in ("completed",)):
+        st.dataframe(
+            [{"at": e.at.strftime("%Y-%m-%d %H:%M:%S"), "event": e.kind, "message": e.message} for e in events(store, run_id)],
+            hide_index=True,
+        )
+
+
+st.markdown(f"#### {ui.safe_markdown_text(run.name)}")
+st.caption(
+    ui.safe_markdown_text(
+        f"{run.id} · snapshot {snap_names.get(run.snapshot_id, run.snapshot_id)} · base model {run.base_model} · "
+        f"config {run.config_hash} · code {run.code_version} · folder {run.run_dir}"
+    )
+)
+active = run.status in ACTIVE_STATUSES
+st.fragment(live, run_every=REFRESH_S if active else None)(run.id, active)
+with st.expander("Config"):
+    st.code(yaml.safe_dump(run.config.model_dump(mode="json"), sort_keys=False), language="yaml")
+
+# ------------------------------------------------------------------------------------------ actions
+
+if active and st.button("Cancel the run", icon=":material/stop_circle:"):
+    cancelled = ui.attempt(lambda: cancel_run(store, user.username, run.id))
+    if cancelled:
+        st.session_state["train_flash"] = f"Cancel requested for {run.id}; the worker saves a checkpoint and stops."
+        st.rerun()
+# A queued run whose worker never started (its launch failed) is started here; a stopped one resumes.
+startable = (active and run.pid is None) or run.status in RESUMABLE_STATUSES
+label = "Resume from the last checkpoint" if run.status in RESUMABLE_STATUSES else "Start the worker"
+if startable and st.button(label, icon=":material/play_arrow:"):
+    started = ui.attempt(lambda: launch(store, run))
+    if started:
+        st.session_state["train_flash"] = f"Run {run.id} started (worker pid {started.pid})."
+        st.rerun()
+
+if run.status != "completed":
+    st.stop()
+
+st.subheader("Evaluation")
+report = evaluation(store, run.id)
+if report:
+    e1, e2, e3, e4 = st.columns(4)
+    e1.metric("Eval examples", report["examples"])
+    e2.metric("Base eval loss", f"{report['base']['eval_loss']:.4f}" if report["base"]["eval_loss"] is not None else "n/a")
+    e3.metric("Tuned eval loss", f"{report['tuned']['eval_loss']:.4f}" if report["tuned"]["eval_loss"] is not None else "n/a")
+    drop = report.get("eval_loss_drop")
+    e4.metric("Eval loss drop", f"{drop:.1%}" if drop is not None else "n/a")
+    st.page_link("pages/compare.py", label=f"Judge its {report['comparisons']} blind comparisons", icon=":material/compare:")
+else:
+    st.caption("Not evaluated yet: evaluation scores base and tuned on the eval split and writes the blind comparisons.")
+
+jobs = st.session_state.setdefault("eval_jobs", {})
+
+
+def eval_job(run_id: str) -> None:
+    """The evaluation process this session started for the run: running, done or failed."""
+    job = jobs.get(run_id)
+    if job is None:
+        return
+    process, log = job
+    code = process.poll()
+    if code is None:
+        st.info(
+            f"Evaluating in the background (pid {process.pid}); the report appears here when it ends.",
+            icon=":material/hourglass_top:",
+        )
+        return
+    del jobs[run_id]
+    if code == 0:
+        st.session_state["train_flash"] = f"Evaluation of {run_id} finished."
+    else:
+        tail = Path(log).read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if Path(log).exists() else []
+        st.session_state["eval_failed"] = (run_id, code, tail[0] if tail else "", log)
+    st.rerun()
+
+
+failed = st.session_state.get("eval_failed")
+if failed and failed[0] == run.id:
+    st.error(
+        f"The evaluation stopped with exit code {failed[1]}: {ui.safe_markdown_text(ui.one_line(failed[2], 300))}",
+        icon=":material/error:",
+    )
+    st.caption(f"Full log: {failed[3]}")
+running = run.id in jobs and jobs[run.id][0].poll() is None
+st.fragment(eval_job, run_every=REFRESH_S if running else None)(run.id)
+if not running:
+    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    max_new_tokens = c1.number_input("Longest answer (new tokens)", 16, 2048, 256, 16)
+    limit = c2.number_input("Eval prompts (0: all)", 0, 100_000, 0, help="Fewer prompts finish sooner on a CPU.")
+    force = bool(report) and c3.checkbox("Regenerate: deletes the blind votes already cast on this run")
+    if st.button("Evaluate", icon=":material/analytics:", help="Runs `goldsmith eval` in its own process."):
+        log = Path(run.run_dir) / "eval.log"
+        command = [sys.executable, "-m", "app.cli", "eval", run.id, "--db", str(store.path), "--as", user.username]
+        command += ["--max-new-tokens", str(int(max_new_tokens)), "--json"]
+        command += (["--limit", str(int(limit))] if limit else []) + (["--force"] if force else [])
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        jobs[run.id] = (process, str(log))
+        st.session_state.pop("eval_failed", None)
+        st.rerun()

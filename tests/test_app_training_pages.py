@@ -1,0 +1,404 @@
+"""The Training, Compare and Playground pages through AppTest, and the playground's chat service.
+
+Runs, metrics and comparisons are written straight into a real store (no model is trained); the
+chat service is checked with a tiny Llama built in a tmp folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from app_helpers import app, assert_no_exception, one, texts
+from conftest import make_example
+from curation.errors import InvalidInput, PermissionDenied
+from curation.snapshots import create_snapshot
+from curation.store import now
+from schemas.training import TrainConfig
+from training import runs
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def app_store(team, db_path, monkeypatch):
+    monkeypatch.setenv("GOLDSMITH_DB", str(db_path))
+    return team
+
+
+@pytest.fixture
+def snapshot(app_store):
+    make_example(app_store, "approved", category="claims")
+    make_example(app_store, "approved", prompt="When is my bill due?", response="On the first of the month.", category="billing")
+    make_example(app_store, "approved", prompt="Is hail covered?", response="Under comprehensive cover.", category="claims")
+    return create_snapshot(app_store, "lee", "v1", eval_fraction=0.3, validate=False)
+
+
+@pytest.fixture
+def locks():
+    with ExitStack() as stack:
+        yield stack
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def new_run(store, snapshot, **config):
+    return runs.create_run(store, "lee", snapshot.id, TrainConfig(**{"max_steps": 10, **config}))
+
+
+def running_run(store, snapshot, locks):
+    """A run that looks alive: its lock is held here, its pid is a finished process (so cancel signals nobody)."""
+    run = new_run(store, snapshot)
+    locks.enter_context(runs.run_lock(run.run_dir))
+    runs.claim(store, run.id, world_size=1)
+    store.db["runs"].update(run.id, {"pid": dead_pid()})
+    runs.heartbeat(store, run.id, step=3, total_steps=10)
+    runs.log_metrics(
+        store,
+        [
+            {"run_id": run.id, "step": 0, "kind": "eval", "epoch": 0.0, "eval_loss": 2.5},
+            *(
+                {
+                    "run_id": run.id,
+                    "step": s,
+                    "kind": "train",
+                    "epoch": s / 10,
+                    "loss": 3 - s / 5,
+                    "learning_rate": 2e-4,
+                    "tokens_per_s": 900.0,
+                }
+                for s in (1, 2, 3)
+            ),
+            {"run_id": run.id, "step": 3, "kind": "eval", "epoch": 0.3, "eval_loss": 2.1},
+        ],
+    )
+    return run
+
+
+def completed_run(store, snapshot, **config):
+    run = new_run(store, snapshot, **config)
+    result = {"base_eval_loss": 2.5, "final_eval_loss": 2.0, "eval_loss_drop": 0.2, "tokens_per_s": 1000.0, "steps": 10}
+    runs.finish(store, run.id, "completed", result=result)
+    return run
+
+
+def add_comparisons(store, run, tuned_is=("a", "b")) -> list[int]:
+    """What evaluate_run writes: one evaluation report and one blind comparison per eval prompt."""
+    report = {"run_id": run.id, "examples": len(tuned_is), "comparisons": len(tuned_is), "eval_loss_drop": 0.2}
+    report |= {"base": {"eval_loss": 2.5, "perplexity": 12.2}, "tuned": {"eval_loss": 2.0, "perplexity": 7.4}}
+    store.db["evaluations"].insert({"run_id": run.id, "created_at": now(), "created_by": "lee", "report": json.dumps(report)})
+    ids = []
+    for n, side in enumerate(tuned_is):
+        tuned, base = f"Tuned answer {n}: file it online.", f"Base answer {n}: I am not sure."
+        row = {
+            "run_id": run.id,
+            "example_id": None,
+            "messages": json.dumps([{"role": "user", "content": f"Question {n}: how do I file a claim?"}]),
+            "reference": "Use the portal.",
+            "answer_a": tuned if side == "a" else base,
+            "answer_b": base if side == "a" else tuned,
+            "tuned_is": side,
+            "created_at": now(),
+        }
+        ids.append(store.db["comparisons"].insert(row).last_pk)
+    return ids
+
+
+class FakeProcess:
+    """Stands in for subprocess.Popen: records the command, never starts anything."""
+
+    calls: list[list[str]] = []
+    exit_code: int | None = None
+
+    def __init__(self, command, stdout=None, **kwargs):
+        FakeProcess.calls.append(list(command))
+        self.pid = os.getpid()  # alive, and not a child: a queued run keeps its status
+        self.stdout = stdout
+        if hasattr(stdout, "write"):
+            stdout.write(b"Error: run has no adapter yet\n")
+
+    def poll(self):
+        return FakeProcess.exit_code
+
+
+@pytest.fixture
+def fake_popen(monkeypatch):
+    """Goldsmith's own workers (training.worker, `goldsmith eval`) are faked; git and the rest run for real."""
+    real = subprocess.Popen
+
+    def popen(command, *args, **kwargs):
+        if "training.worker" in command or "app.cli" in command:
+            return FakeProcess(command, **kwargs)
+        return real(command, *args, **kwargs)
+
+    FakeProcess.calls, FakeProcess.exit_code = [], None
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return FakeProcess
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def test_training_page_lists_runs_and_draws_live_curves(app_store, snapshot, locks):
+    run = running_run(app_store, snapshot, locks)
+    at = app(app_store, "lee", "pages/training.py")
+    assert_no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["id"]) == [run.id] and list(table["status"]) == ["running"] and list(table["step"]) == ["3 / 10"]
+    assert list(table["snapshot"]) == ["v1"] and list(table["config hash"]) == [run.config_hash]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Status"] == "running" and metrics["Step"] == "3 / 10" and metrics["Heartbeat"].endswith("s ago")
+    assert len(at.get("vega_lite_chart")) == 3  # loss (train + eval), learning rate, tokens/s
+    assert "started" in list(at.dataframe[-1].value["event"])
+    assert not [b for b in at.button if b.label.startswith("Resume")]
+    one(at.button, "Cancel the run").click().run()
+    assert_no_exception(at)
+    assert runs.get_run(app_store, run.id).cancel_requested
+    assert "Cancel requested" in texts(at)
+
+
+def test_training_page_refuses_a_non_lead(app_store, snapshot):
+    at = app(app_store, "rita", "pages/training.py")
+    assert "this page is not for that role" in at.error[0].value
+    assert not at.dataframe and not [b for b in at.button if b.label == "Launch"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("schedule: [linear", "not valid YAML"),
+        ("- just a list", "must be `key: value` lines"),
+        ("learning_rat: 0.001", "did you mean 'learning_rate'"),
+        ("warmup_ratio: 2", "warmup_ratio"),
+    ],
+)
+def test_bad_settings_show_an_error_and_launch_nothing(app_store, snapshot, fake_popen, yaml_text, message):
+    at = app(app_store, "lee", "pages/training.py")
+    one(at.text_area, "More settings (YAML, optional)").input(yaml_text)
+    one(at.button, "Launch").click().run()
+    assert_no_exception(at)
+    assert at.error and message in at.error[0].value
+    assert runs.list_runs(app_store) == [] and fake_popen.calls == []
+
+
+def test_launch_creates_the_run_and_starts_its_worker(app_store, snapshot, fake_popen):
+    at = app(app_store, "lee", "pages/training.py")
+    one(at.number_input, "Max steps (0: use epochs)").set_value(5)
+    one(at.number_input, "LoRA r").set_value(4)
+    one(at.text_area, "More settings (YAML, optional)").input("schedule: linear\nlora_r: 8")
+    one(at.button, "Launch").click().run()
+    assert_no_exception(at)
+    [run] = runs.list_runs(app_store)
+    assert (run.status, run.config.max_steps, run.config.lora_r, run.config.schedule) == ("queued", 5, 8, "linear")
+    assert fake_popen.calls == [runs.worker_command(str(app_store.path), run.id)]
+    assert f"Run {run.id} launched" in at.success[0].value
+    assert one(at.button, "Launch").key is not None and [m.value for m in at.metric if m.label == "Status"] == ["queued"]
+
+
+def test_a_dead_run_can_be_resumed(app_store, snapshot, fake_popen):
+    run = new_run(app_store, snapshot)
+    app_store.db["runs"].update(run.id, {"status": "running", "pid": dead_pid()})  # its worker is gone, the lock is free
+    at = app(app_store, "lee", "pages/training.py")
+    assert {m.label: m.value for m in at.metric}["Status"] == "died"
+    assert "resume with" in at.error[0].value
+    one(at.button, "Resume from the last checkpoint").click().run()
+    assert_no_exception(at)
+    assert fake_popen.calls == [runs.worker_command(str(app_store.path), run.id)]
+    assert runs.get_run(app_store, run.id).status == "queued"
+
+
+def test_a_completed_run_shows_its_result_and_starts_an_evaluation(app_store, snapshot, fake_popen):
+    run = completed_run(app_store, snapshot)
+    at = app(app_store, "lee", "pages/training.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert (
+        metrics["Base eval loss"] == "2.5000" and metrics["Final eval loss"] == "2.0000" and metrics["Eval loss drop"] == "20.0%"
+    )
+    assert "Not evaluated yet" in texts(at)
+    assert not at.checkbox  # nothing to regenerate yet
+    one(at.number_input, "Eval prompts (0: all)").set_value(2)
+    one(at.button, "Evaluate").click().run()
+    assert_no_exception(at)
+    [command] = fake_popen.calls
+    assert command[1:5] == ["-m", "app.cli", "eval", run.id]
+    assert command[command.index("--limit") + 1] == "2" and "--force" not in command
+    assert command[command.index("--db") + 1] == str(app_store.path) and command[command.index("--as") + 1] == "lee"
+    assert "Evaluating in the background" in texts(at) and not [b for b in at.button if b.label == "Evaluate"]
+    fake_popen.exit_code = 1
+    at.run()
+    assert_no_exception(at)
+    assert "exit code 1: Error: run has no adapter yet" in at.error[0].value
+    assert one(at.button, "Evaluate")  # it can be started again
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def test_compare_shows_a_blind_pair_records_a_vote_and_reveals(app_store, snapshot):
+    run = completed_run(app_store, snapshot)
+    first, second = add_comparisons(app_store, run, ("a", "b"))
+    at = app(app_store, "rita", "pages/compare.py")
+    assert_no_exception(at)
+    shown = texts(at)
+    assert f"Comparison {first}" in shown and "Question 0" in shown
+    assert "Tuned answer 0" in shown and "Base answer 0" in shown
+    assert "was the tuned model" not in shown and "revealed" not in shown
+    assert {m.label: m.value for m in at.metric}["Tuned model win rate"] == "n/a"
+    one(at.radio, "Which answer is better?").set_value("b")  # the base model's answer
+    one(at.slider, "Accuracy").set_value(2)
+    one(at.button, "Record vote").click().run()
+    assert_no_exception(at)
+    [vote] = app_store.db["votes"].rows
+    assert (vote["comparison_id"], vote["reviewer"], vote["choice"]) == (first, "rita", "b")
+    assert json.loads(vote["rubric"])["accuracy"] == 2
+    shown = texts(at)
+    assert f"Comparison {first} revealed:** answer A was the tuned model" in shown and "the base model won" in shown
+    assert f"Comparison {second}" in shown  # the next pair
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Tuned model win rate"] == "0%" and metrics["Votes"] == "1" and metrics["95% interval"].startswith("0% – ")
+
+
+def test_compare_sends_a_loss_to_an_author_as_a_task(app_store, snapshot):
+    run = completed_run(app_store, snapshot)
+    first, _ = add_comparisons(app_store, run)
+    at = app(app_store, "lee", "pages/compare.py")
+    one(at.radio, "Which answer is better?").set_value("b")
+    one(at.button, "Record vote").click().run()
+    one(at.selectbox, "Author").select("al")
+    one(at.text_input, "Note for the author (optional)").input("it guessed")
+    one(at.button, "Send to an author as a task").click().run()
+    assert_no_exception(at)
+    [task] = app_store.db["tasks"].rows
+    assert task["assignee"] == "al" and f"comparison {first}: it guessed" == task["note"]
+    assert f"Sent to al as task {task['id']}" in texts(at)
+    assert app_store.db["votes"].get(1)["task_id"] == task["id"]
+
+
+def test_compare_without_a_choice_records_nothing_and_authors_are_refused(app_store, snapshot):
+    add_comparisons(app_store, completed_run(app_store, snapshot))
+    at = app(app_store, "rob", "pages/compare.py")
+    one(at.button, "Record vote").click().run()
+    assert "Pick A, B or tie" in at.error[0].value and app_store.db["votes"].count == 0
+    at = app(app_store, "amy", "pages/compare.py")
+    assert "this page is not for that role" in at.error[0].value
+
+
+def test_compare_says_when_there_is_nothing_to_judge(app_store, snapshot):
+    completed_run(app_store, snapshot)
+    at = app(app_store, "rita", "pages/compare.py")
+    assert "No run has blind comparisons yet" in at.info[0].value
+
+
+# ------------------------------------------------------------------------------------------ playground
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A 1-layer Llama with a byte-level BPE tokenizer and a ChatML template, saved to a folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(["How do I file a claim? Use the portal. Hello there, user and assistant."], trainer)
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|im_end|>", chat_template=template
+    )
+    tokenizer.save_pretrained(folder)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_playground_page_renders_for_an_author(app_store):
+    at = app(app_store, "amy", "pages/playground.py")
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Playground"]
+    assert one(at.sidebar.text_input, "Base model").value == "smollm2-135m"
+    assert at.chat_input and "Talking to smollm2-135m" in at.info[0].value
+    at = app(app_store, "ada", "pages/playground.py")
+    assert "this page is not for that role" in at.error[0].value
+
+
+def test_playground_chats_with_a_tiny_base_model_and_clears(app_store, tiny_lm):
+    at = app(app_store, "amy", "pages/playground.py")
+    one(at.sidebar.text_input, "Base model").input(str(tiny_lm))
+    one(at.sidebar.slider, "Longest answer (new tokens)").set_value(16)
+    at.chat_input[0].set_value("How do I file a claim?").run()
+    assert_no_exception(at)
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert at.session_state["pg_messages"][0]["content"] == "How do I file a claim?"
+    one(at.sidebar.button, "Clear the conversation").click().run()
+    assert not at.chat_message and at.session_state["pg_messages"] == []
+
+
+def test_playground_shows_an_error_for_a_missing_model(app_store, tmp_path):
+    at = app(app_store, "amy", "pages/playground.py")
+    one(at.sidebar.text_input, "Base model").input(str(tmp_path / "nope"))
+    at.chat_input[0].set_value("Hello?").run()
+    assert_no_exception(at)
+    assert "does not exist" in at.error[0].value and at.session_state["pg_messages"] == []
+
+
+def test_chat_answers_with_a_base_model_and_a_runs_adapter(app_store, snapshot, tiny_lm):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.playground import base_ref, chat
+
+    question = [{"role": "user", "content": "How do I file a claim?"}]
+    answer = chat(app_store, "amy", base_ref(str(tiny_lm)), question, max_new_tokens=4)
+    assert isinstance(answer, str)
+    run = new_run(app_store, snapshot, base_model=str(tiny_lm))
+    with pytest.raises(InvalidInput, match="only a completed run"):
+        chat(app_store, "amy", run.id, question)
+    adapter = Path(run.run_dir) / "adapter"
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_lm), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(tiny_lm).save_pretrained(adapter)
+    runs.finish(app_store, run.id, "completed", result={})
+    assert isinstance(chat(app_store, "rita", run.id, question, max_new_tokens=4, temperature=0.7), str)
+
+
+def test_chat_checks_the_role_and_the_conversation(app_store, tiny_lm):
+    from training.playground import base_ref, chat
+
+    ref = base_ref(str(tiny_lm))
+    with pytest.raises(PermissionDenied, match="use playground"):
+        chat(app_store, "ada", ref, [{"role": "user", "content": "hi"}])
+    with pytest.raises(InvalidInput, match="end with a user message"):
+        chat(app_store, "amy", ref, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    with pytest.raises(InvalidInput, match="has role 'robot'"):
+        chat(app_store, "amy", ref, [{"role": "robot", "content": "hi"}])
+    with pytest.raises(InvalidInput, match="max_new_tokens"):
+        chat(app_store, "amy", ref, [{"role": "user", "content": "hi"}], max_new_tokens=0)
+    with pytest.raises(InvalidInput, match="name the base model"):
+        chat(app_store, "amy", "base:", [{"role": "user", "content": "hi"}])
