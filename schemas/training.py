@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
     seed: int = 42
     precision: Precision = Field("auto", description="auto: bf16 on GPUs and CPUs with bf16 units, else fp32")
     gradient_checkpointing: bool = False
+    sharding: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="with several processes: ddp keeps a whole model in each; fsdp shards the model across them "
+        "(FSDP2), for models that do not fit one GPU",
+    )
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile each decoder layer (auto: on GPUs, where it cuts kernel launches; off on CPUs)"
     )

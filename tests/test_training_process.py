@@ -244,12 +244,15 @@ def ddp_snapshot(request, tmp_path: Path, demo_template: DemoTemplate):  # noqa:
     store.close()
 
 
-def test_two_processes_train_like_one_accumulating_both_micro_batches(ddp_snapshot, tiny_lm, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_processes_train_like_one_accumulating_both_micro_batches(ddp_snapshot, tiny_lm, tmp_path, sharding):  # noqa: F811
     """Rank r's micro-batch of step k is the one process's micro-batch 2k + r. One process divides
     the summed loss of both by their total number of loss tokens; if two processes do the same
-    (each rank's loss over the tokens of all ranks, gradients averaged), every step matches."""
+    (each rank's loss over the tokens of all ranks, gradients averaged), every step matches, whether
+    each process holds the whole model (DDP) or a shard of it (FSDP2, gathered for checkpoints)."""
     import shutil
 
+    import torch
     from safetensors.torch import load_file
 
     store, snapshot_id, lead = ddp_snapshot
@@ -265,7 +268,9 @@ def test_two_processes_train_like_one_accumulating_both_micro_batches(ddp_snapsh
 
     # Both start from the single run's state after step 1 (its checkpoint), so they share the
     # LoRA initialisation and optimizer state and differ only in how the gradients are combined.
-    ddp = runs.create_run(store, lead, snapshot_id, tiny_config(tiny_lm, **settings, save_every=100), name="ddp")
+    ddp = runs.create_run(
+        store, lead, snapshot_id, tiny_config(tiny_lm, **settings, save_every=2, sharding=sharding, merge=True), name=sharding
+    )
     start = Path(single.run_dir) / "checkpoints" / "step-00000001"
     shutil.copytree(start, Path(ddp.run_dir) / "checkpoints" / start.name)
     done = run_worker(store.path, ddp.id, processes=2)
@@ -276,9 +281,10 @@ def test_two_processes_train_like_one_accumulating_both_micro_batches(ddp_snapsh
     assert json.loads((Path(ddp.run_dir) / "lineage.json").read_text())["world_size"] == 2
     events = runs.events(store, ddp.id)
     assert "2 process(es)" in next(e.message for e in events if e.kind == "started")
+    assert ("sharded (FSDP) over 2 processes" in next(e.message for e in events if e.kind == "data")) == (sharding == "fsdp")
     assert ("checkpoint_loaded", "resumed from step-00000001") in [(e.kind, e.message) for e in events]
     adapter = Path(ddp.run_dir) / "adapter" / "adapter_model.safetensors"
-    assert adapter.is_file()
+    assert adapter.is_file() and (Path(ddp.run_dir) / "merged" / "config.json").is_file()
 
     for kind, field in (("train", "loss"), ("eval", "eval_loss")):
         two = [(p.step, getattr(p, field)) for p in runs.metrics(store, ddp.id, kind=kind)]
@@ -292,3 +298,13 @@ def test_two_processes_train_like_one_accumulating_both_micro_batches(ddp_snapsh
     moved = sum(float((t - load_file(start / "adapter.safetensors")[k]).norm()) for k, t in theirs.items())
     apart = sum(float((ours[k] - theirs[k]).norm()) for k in theirs)
     assert moved > 0 and apart < 1e-3 * moved  # the weights moved in steps 2-4, and moved alike
+
+    # The two processes' step-2 checkpoint (gathered from the shards under FSDP) is the one process's.
+    mine, single_ck = Path(ddp.run_dir) / "checkpoints" / "step-00000002", Path(single.run_dir) / "checkpoints" / "step-00000002"
+    a, b = load_file(mine / "adapter.safetensors"), load_file(single_ck / "adapter.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    opt_a, opt_b = (torch.load(c / "optimizer.pt", weights_only=True) for c in (mine, single_ck))
+    assert opt_a["state"].keys() == opt_b["state"].keys() and len(opt_a["state"]) == len(a)
+    for i, moments in opt_b["state"].items():
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert torch.allclose(opt_a["state"][i][name], moments[name], rtol=1e-4, atol=1e-9), (i, name)

@@ -60,10 +60,83 @@ def publish_folder(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def save_checkpoint(
-    run_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any], *, keep: int
-) -> Path:
+def _adapter_key(name: str, adapter: str = "default") -> str:
+    """A trainable parameter's key in an adapter file: relative to the peft model, without the adapter name."""
+    return name.removeprefix("lm.").replace(f".{adapter}", "")
+
+
+def _trainable_names(model: Any) -> list[str]:
+    """The trainable parameters' names in optimizer order (the optimizer was built from this order)."""
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def gather_trainable(model: Any, optimizer: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The full trainable weights and optimizer state of a sharded (FSDP2) model, on rank 0.
+
+    Every rank must call it (it gathers the shards); rank 0 gets the weights keyed by parameter
+    name and the optimizer state in torch's own index-keyed layout (what one process would save),
+    the other ranks get empty dicts. Without an optimizer only the weights are gathered.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    index = {n: i for i, n in enumerate(_trainable_names(model))}
+    if optimizer is None:
+        weights, optim = get_model_state_dict(model, options=options), {}
+    else:
+        weights, optim = get_state_dict(model, optimizer, options=options)
+    weights = {k: v for k, v in weights.items() if k in index}  # a frozen weight tied to another can come along
+    if not weights or not optim:
+        return weights, {}
+    return weights, {
+        "state": {index[n]: s for n, s in optim["state"].items()},
+        "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in optim["param_groups"]],
+    }
+
+
+def _load_sharded(path: Path, model: Any, optimizer: Any) -> None:
+    """Load a checkpoint into a sharded (FSDP2) model and its optimizer; every rank calls it."""
     import torch
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    names = _trainable_names(model)
+    by_key = {_adapter_key(n): n for n in names}
+    weights = load_file(path / "adapter.safetensors")
+    unexpected = sorted(set(weights) - set(by_key))
+    if unexpected:
+        raise RuntimeError(f"checkpoint {path} does not match the model (unexpected keys {unexpected[:3]})")
+    optim = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict={by_key[k]: v for k, v in weights.items()},
+        optim_state_dict={
+            "state": {names[i]: s for i, s in optim["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in optim["param_groups"]],
+        },
+        options=StateDictOptions(full_state_dict=True, strict=False),
+    )
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    state: dict[str, Any],
+    *,
+    keep: int,
+    gathered: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> Path:
+    """Write a complete checkpoint; `gathered` is gather_trainable's result for a sharded model.
+
+    Sharded or not, the files are the same (adapter-file keys, index-keyed optimizer state), so a
+    run can resume with either sharding.
+    """
+    import torch
+    from safetensors.torch import save_file
 
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -71,8 +144,13 @@ def save_checkpoint(
         shutil.rmtree(stale, ignore_errors=True)
     tmp = root / f".tmp-step-{step:08d}-{os.getpid()}"
     tmp.mkdir()
-    save_adapter_weights(model, tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if gathered is None:
+        save_adapter_weights(model, tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    else:
+        weights, optim = gathered
+        save_file({_adapter_key(k): v.contiguous() for k, v in weights.items()}, tmp / "adapter.safetensors")
+        torch.save(optim, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=1, sort_keys=True))
     files = sorted(p.name for p in tmp.iterdir())
@@ -103,10 +181,14 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, *, sharded: bool = False) -> dict[str, Any]:
+    """Load a checkpoint; `model` is the peft model, or with `sharded` the FSDP2-sharded root module."""
     import torch
 
-    load_adapter_weights(model, path)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+    if sharded:
+        _load_sharded(path, model, optimizer)
+    else:
+        load_adapter_weights(model, path)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
     return json.loads((path / "state.json").read_text())

@@ -116,3 +116,27 @@ def load_model(path: str, *, dtype: Any = None, attn_implementation: str = "sdpa
     if device is not None:
         model.to(device)
     return model
+
+
+def merge_adapter(base_path: str, adapter: Path, target: Path) -> Path:
+    """Merge a LoRA adapter into its base model and publish it as a plain model folder at `target`.
+
+    The merge runs on the CPU in fp32 and is cast back to the base model's own dtype; the folder
+    is written to a temporary name, fsynced and renamed, so a crash leaves no half folder.
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig
+
+    from training.checkpoints import publish_folder
+
+    stored = getattr(AutoConfig.from_pretrained(base_path), "dtype", None)
+    model = PeftModel.from_pretrained(load_model(base_path, dtype=torch.float32), adapter).merge_and_unload()
+    if isinstance(stored, torch.dtype) and stored.is_floating_point and stored != torch.float32:
+        model = model.to(stored)
+    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    load_tokenizer(str(adapter)).save_pretrained(tmp)
+    publish_folder(tmp, target)
+    return target

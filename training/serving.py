@@ -14,8 +14,6 @@ fastapi, openai and uvicorn are imported inside the functions that need them, as
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import threading
 from collections.abc import Callable
@@ -26,7 +24,6 @@ from typing import Any
 from curation.errors import GoldsmithError, InvalidInput
 from curation.store import Store
 from schemas.training import Run
-from training.checkpoints import publish_folder
 from training.evaluate import evaluation, win_rate
 from training.playground import BASE_PREFIX
 from training.runs import get_run, log_event
@@ -127,23 +124,9 @@ def merged_folder(store: Store, run: Run, *, force: bool = False) -> Path:
     target = run_dir / MERGED
     if (target / "config.json").exists() and not force:
         return target
-    import torch
-    from peft import PeftModel
-    from transformers import AutoConfig
+    from training.models import merge_adapter, resolve_base_model
 
-    from training.models import load_model, load_tokenizer, resolve_base_model
-
-    base_path = resolve_base_model(run.config.base_model)
-    stored = getattr(AutoConfig.from_pretrained(base_path), "dtype", None)
-    tuned = PeftModel.from_pretrained(load_model(base_path, dtype=torch.float32), run_dir / "adapter")
-    model = tuned.merge_and_unload()
-    if isinstance(stored, torch.dtype) and stored.is_floating_point and stored != torch.float32:
-        model = model.to(stored)
-    tmp = run_dir / f".tmp-{MERGED}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    load_tokenizer(str(run_dir / "adapter")).save_pretrained(tmp)
-    publish_folder(tmp, target)
+    merge_adapter(resolve_base_model(run.config.base_model), run_dir / "adapter", target)
     log_event(store, run.id, "merged", f"adapter merged into {run.config.base_model} for serving: {target}")
     return target
 

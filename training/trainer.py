@@ -23,9 +23,9 @@ from typing import Any
 from curation.store import Store
 from schemas.training import Run, TrainConfig
 from training import runs
-from training.checkpoints import complete_checkpoints, load_checkpoint, publish_folder, save_checkpoint
+from training.checkpoints import complete_checkpoints, gather_trainable, load_checkpoint, publish_folder, save_checkpoint
 from training.data import collate, encode_records, epoch_batches, loss_model, read_split
-from training.models import load_model, load_tokenizer, resolve_base_model
+from training.models import load_model, load_tokenizer, merge_adapter, resolve_base_model
 
 HEARTBEAT_S = 2.0
 WARMUP_STEPS = 3  # left out of steady_tokens_per_s
@@ -175,6 +175,18 @@ def _train(accelerator: Any, store: Store, run: Run, stop: _Stop) -> str:
     return status
 
 
+def _shard(model: Any, device: Any) -> None:
+    """Shard every decoder layer, then the rest, across all processes (FSDP2; gloo on CPUs, NCCL on GPUs)."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    for layer in model.lm.get_base_model().model.layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+
+
 def _all_sum(accelerator: Any, values: list[float]) -> list[float]:
     import torch
 
@@ -191,19 +203,31 @@ def _evaluate(
 
     if not items:
         return None
-    mine = items[accelerator.process_index :: accelerator.num_processes]
+    world, size = accelerator.num_processes, config.batch_size
+    mine = items[accelerator.process_index :: world]
+    # Every rank runs as many forwards (DDP syncs buffers and FSDP gathers weights in each one);
+    # a rank short of examples repeats the first ones and does not count them.
+    rounds = math.ceil(math.ceil(len(items) / world) / size)
     total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(mine), config.batch_size):
-            chunk = mine[start : start + config.batch_size]
+        for n in range(rounds):
+            chunk = mine[n * size : (n + 1) * size]
             batch = _to(
-                collate(chunk, packing=config.packing, pad_id=pad_id, row_tokens=config.pack_row_tokens, static_shapes=compiled),
+                collate(
+                    chunk or items[:size],
+                    packing=config.packing,
+                    pad_id=pad_id,
+                    row_tokens=config.pack_row_tokens,
+                    static_shapes=compiled,
+                ),
                 accelerator.device,
             )
             with autocast():
-                total += float(_forward(model, batch))
-            count += int(batch["targets"].numel())
+                loss = float(_forward(model, batch))
+            if chunk:
+                total += loss
+                count += int(batch["targets"].numel())
     total, count = _all_sum(accelerator, [total, count])
     model.train()
     return total / count if count else None
@@ -266,6 +290,14 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
     )
     torch.manual_seed(config.seed)  # the LoRA matrices start from the run's seed: one config hash, one training
     model = loss_model(get_peft_model(model, lora))
+    if accelerator.distributed_type == "FSDP":
+        raise ValueError(
+            "accelerate's own FSDP (--use_fsdp) is not used here; launch without it and set sharding: fsdp in the "
+            "run's config (`goldsmith train ... --processes N --set sharding=fsdp`)"
+        )
+    sharded = config.sharding == "fsdp" and accelerator.num_processes > 1
+    if sharded:
+        _shard(model, accelerator.device)
     compiled = config.compile == "on" or (config.compile == "auto" and device_type == "cuda")
     if compiled:
         # Layer by layer: the decoder layers share one compiled graph, so compiling costs one layer's time.
@@ -278,8 +310,11 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
     scheduler = get_scheduler(
         config.schedule, optimizer, num_warmup_steps=round(total_steps * config.warmup_ratio), num_training_steps=total_steps
     )
-    model, optimizer = accelerator.prepare(model, optimizer)
-    inner = accelerator.unwrap_model(model).lm
+    if sharded:  # accelerate's FSDP is for GPUs only; FSDP2 shards the same way on CPUs (gloo) and GPUs
+        inner = model.lm
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        inner = accelerator.unwrap_model(model).lm
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def autocast() -> Any:
@@ -296,7 +331,7 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
     }
     checkpoints = complete_checkpoints(run_dir)
     if checkpoints:
-        state = load_checkpoint(checkpoints[0], inner, optimizer, scheduler)
+        state = load_checkpoint(checkpoints[0], model if sharded else inner, optimizer, scheduler, sharded=sharded)
         if main:
             runs.log_event(store, run.id, "checkpoint_loaded", f"resumed from {checkpoints[0].name}")
     step = state["step"]
@@ -317,7 +352,8 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
             f"{train_stats.examples} train / {eval_stats.examples} eval examples, "
             f"{train_stats.truncated + eval_stats.truncated} truncated, "
             f"{len(train_stats.skipped) + len(eval_stats.skipped)} skipped; "
-            f"{total_steps} steps, {precision} on {device_type}",
+            f"{total_steps} steps, {precision} on {device_type}"
+            + (f", sharded (FSDP) over {accelerator.num_processes} processes" if sharded else ""),
         )
     pending: list[dict[str, Any]] = []
     last_flush = time.monotonic()
@@ -338,10 +374,12 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
             state["base_eval_loss"] = loss
         if at_step > 0 and (state["best_eval_loss"] is None or loss < state["best_eval_loss"]):
             state["best_eval_loss"], state["best_step"], state["evals_since_best"] = loss, at_step, 0
-            if main:
-                _save_adapter(inner, tokenizer, run_dir / "best")
         elif at_step > 0:
             state["evals_since_best"] += 1
+        improved = state["best_step"] == at_step and at_step > 0
+        weights = gather_trainable(model)[0] if sharded and improved else None  # every rank takes part
+        if main and improved:
+            _save_adapter(inner, tokenizer, run_dir / "best", weights)
         release_freed_memory()
         pending.append({"run_id": run.id, "step": at_step, "kind": "eval", "epoch": at_step / steps_per_epoch, "eval_loss": loss})
         flush(force=True)
@@ -378,14 +416,18 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
                 collate(items, packing=config.packing, pad_id=pad_id, row_tokens=config.pack_row_tokens, static_shapes=compiled),
                 accelerator.device,
             )
-            sync = nullcontext() if j == len(group) - 1 else accelerator.no_sync(model)
+            # FSDP reduces each micro-batch's gradient shards as it goes; DDP syncs once per step
+            sync = nullcontext() if sharded or j == len(group) - 1 else accelerator.no_sync(model)
             with sync:
                 with autocast():
                     loss = _forward(model, batch)
                 accelerator.backward(loss * scale)
             loss_sum += float(loss.detach())
             tokens += batch["tokens"]
-        accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+        if sharded:
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)  # DTensor-aware: the norm of the whole
+        else:
+            accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -430,8 +472,11 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
         stopping = _all_sum(accelerator, [float(stop.signal.is_set() or stop.cancel.is_set())])[0] > 0
         if stopping or (step % config.save_every == 0 and step < total_steps):
             flush(force=True)  # every step up to a checkpoint is in the store before the checkpoint exists
+            gathered = gather_trainable(model, optimizer) if sharded else None  # every rank takes part
             if main:
-                save_checkpoint(run_dir, step, inner, optimizer, scheduler, state, keep=config.keep_checkpoints)
+                save_checkpoint(
+                    run_dir, step, inner, optimizer, scheduler, state, keep=config.keep_checkpoints, gathered=gathered
+                )
             accelerator.wait_for_everyone()
         if stopping:
             if main and runs.heartbeat(store, run.id, step=step):  # cancel_run's SIGTERM can beat the heartbeat thread
@@ -447,16 +492,21 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
         "data": {"train": train_stats.as_dict(), "eval": eval_stats.as_dict()},
         "peak_memory_mb": peak_memory_mb(device_type),
     }
+    weights = gather_trainable(model)[0] if sharded and not early_stopped else None  # every rank takes part
     result = _finish(
-        accelerator, inner, tokenizer, run, snapshot, state, model_path, precision, total_steps, early_stopped, extra
+        accelerator, inner, tokenizer, run, snapshot, state, model_path, precision, total_steps, early_stopped, extra, weights
     )
     return status, result
 
 
-def _save_adapter(model: Any, tokenizer: Any, target: Path) -> None:
+def _save_adapter(model: Any, tokenizer: Any, target: Path, weights: dict[str, Any] | None = None) -> None:
+    """Publish the peft model's adapter; `weights` are gather_trainable's (root-relative names) for a sharded model."""
     tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    if weights is None:
+        model.save_pretrained(tmp)
+    else:
+        model.save_pretrained(tmp, state_dict={k.removeprefix("lm."): v for k, v in weights.items()})
     tokenizer.save_pretrained(tmp)
     publish_folder(tmp, target)
 
@@ -473,6 +523,7 @@ def _finish(
     total_steps: int,
     early_stopped: bool,
     extra: dict[str, Any],
+    weights: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     run_dir = Path(run.run_dir)
     result: dict[str, Any] = {
@@ -496,20 +547,14 @@ def _finish(
             shutil.copytree(source, run_dir / ".tmp-adapter", dirs_exist_ok=True)
             publish_folder(run_dir / ".tmp-adapter", run_dir / "adapter")
         else:
-            _save_adapter(model, tokenizer, run_dir / "adapter")
+            _save_adapter(model, tokenizer, run_dir / "adapter", weights)
     final_loss = state["best_eval_loss"] if early_stopped else state.get("last_eval_loss")
     result["final_eval_loss"] = final_loss
     if final_loss is not None and state["base_eval_loss"]:
         result["eval_loss_drop"] = (state["base_eval_loss"] - final_loss) / state["base_eval_loss"]
     if accelerator.is_main_process:
         if run.config.merge:
-            merged = run_dir / "merged"
-            tmp = run_dir / ".tmp-merged"
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.merge_and_unload().save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            publish_folder(tmp, merged)
-            result["merged"] = str(merged)
+            result["merged"] = str(merge_adapter(model_path, run_dir / "adapter", run_dir / "merged"))
         lineage = {
             "run_id": run.id,
             "snapshot_id": snapshot.id,
