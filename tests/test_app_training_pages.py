@@ -16,7 +16,7 @@ import pytest
 
 from app_helpers import app, assert_no_exception, one, texts
 from conftest import make_example
-from curation.errors import InvalidInput, PermissionDenied
+from curation.errors import Conflict, InvalidInput, PermissionDenied
 from curation.snapshots import create_snapshot
 from curation.store import now
 from schemas.training import TrainConfig
@@ -238,6 +238,28 @@ def test_a_completed_run_shows_its_result_and_starts_an_evaluation(app_store, sn
     assert_no_exception(at)
     assert "exit code 1: Error: run has no adapter yet" in at.error[0].value
     assert one(at.button, "Evaluate")  # it can be started again
+
+
+def test_an_evaluation_is_seen_from_any_session_and_a_died_one_is_reported(app_store, snapshot, locks):
+    from training.evaluate import EVAL_LOCK, evaluate_run
+
+    run = completed_run(app_store, snapshot)
+    # another process (here: this one) evaluates the run: a second evaluation is refused
+    locks.enter_context(runs.run_lock(run.run_dir, EVAL_LOCK, "is already being evaluated"))
+    runs.log_event(app_store, run.id, "evaluation_started", f"pid {os.getpid()}: 1 eval prompts, by lee")
+    with pytest.raises(Conflict, match=f"is already being evaluated \\(pid {os.getpid()}\\)"):
+        evaluate_run(app_store, "lee", run.id)
+    at = app(app_store, "lee", "pages/training.py")  # a session that did not start it
+    assert_no_exception(at)
+    assert f"Evaluating in the background (pid {os.getpid()})" in texts(at)
+    assert not [b for b in at.button if b.label == "Evaluate"]
+
+    locks.close()  # the evaluating process dies without a word
+    at = app(app_store, "lee", "pages/training.py")
+    assert "stopped without finishing (its process died)" in at.warning[0].value and one(at.button, "Evaluate")
+    runs.log_event(app_store, run.id, "evaluation_failed", "RuntimeError: out of memory")
+    at = app(app_store, "lee", "pages/training.py")
+    assert "failed: RuntimeError: out of memory" in at.warning[0].value
 
 
 # ------------------------------------------------------------------------------------------ compare

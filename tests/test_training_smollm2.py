@@ -19,6 +19,7 @@ from training import runs
 from training.data import read_split
 from training.evaluate import (
     evaluate_run,
+    evaluating,
     evaluation,
     get_comparison,
     next_comparison,
@@ -124,6 +125,8 @@ def test_smollm2_blind_comparison_votes_win_rate_and_task(smollm2_run: Trained, 
         assert math.isfinite(loss) and report[side]["perplexity"] == pytest.approx(math.exp(loss))
     assert report["generation"] == {"max_new_tokens": 16, "decoding": "greedy"}
     assert evaluation(store, run_id) == report
+    kinds = [e.kind for e in runs.events(store, run_id)]
+    assert kinds[-2:] == ["evaluation_started", "evaluated"] and evaluating(runs.get_run(store, run_id)) is None
 
     records = read_split(demo_template.small_path / "eval.jsonl")[:2]
     first = next_comparison(store, REVIEWER, run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,10 @@ from curation.users import acting_user
 from schemas import Task
 from schemas.training import Comparison, Run, VoteInput, WinRate
 from training.data import collate, encode_records, loss_model, read_split
-from training.runs import get_run
+from training.runs import get_run, lock_holder, log_event, run_lock
 
 GENERATION_BATCH = 8
+EVAL_LOCK = "eval.lock"  # held by the process evaluating a run
 
 
 def prompt_and_reference(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
@@ -116,6 +118,32 @@ def evaluate_run(
     records = read_split(Path(snapshot.path) / "eval.jsonl")[:limit]
     if not records:
         raise InvalidInput(f"snapshot {snapshot.id} has no eval examples; cut one with --eval-fraction above 0")
+    # One evaluation of a run at a time; the app reads the lock and these events to show its progress.
+    with run_lock(Path(run.run_dir), EVAL_LOCK, "is already being evaluated"):
+        log_event(store, run.id, "evaluation_started", f"pid {os.getpid()}: {len(records)} eval prompts, by {actor}")
+        try:
+            report = _evaluate_run(store, actor, run, snapshot, records, max_new_tokens, seed)
+        except BaseException as error:
+            log_event(store, run.id, "evaluation_failed", f"{type(error).__name__}: {error}"[:500])
+            raise
+        drop = report.get("eval_loss_drop")
+        log_event(
+            store,
+            run.id,
+            "evaluated",
+            f"{report['comparisons']} blind comparisons" + (f"; eval loss {drop:.1%} lower" if drop is not None else ""),
+        )
+    return report
+
+
+def evaluating(run: Run) -> str | None:
+    """The pid of the process evaluating the run now, or None."""
+    return lock_holder(Path(run.run_dir), EVAL_LOCK)
+
+
+def _evaluate_run(
+    store: Store, actor: str, run: Run, snapshot: Any, records: list[dict[str, Any]], max_new_tokens: int, seed: int
+) -> dict[str, Any]:
     model, tokenizer = load_tuned(run)
     with model.disable_adapter():
         base_loss = eval_loss(model, tokenizer, records, run.config.max_seq_length)

@@ -150,16 +150,20 @@ def _update(store: Store, run_id: str, changes: dict[str, Any]) -> None:
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the run's lock for the life of the block (and of the process: the kernel drops it on death)."""
-    handle = open(Path(run_dir) / LOCK_FILE, "a+")  # noqa: SIM115 - held across the yield
+def run_lock(run_dir: Path, name: str = LOCK_FILE, busy: str = "is already running") -> Iterator[None]:
+    """Hold one of the run's locks (training: run.lock; evaluation: eval.lock) for the life of the block.
+
+    The kernel drops the lock when the process dies, kill -9 included, so a free lock means nobody
+    is at work. A held lock raises Conflict saying the run `busy` and the holder's pid.
+    """
+    handle = open(Path(run_dir) / name, "a+")  # noqa: SIM115 - held across the yield
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise Conflict(f"run {Path(run_dir).name} is already running (pid {holder}); cancel it or wait") from error
+            raise Conflict(f"run {Path(run_dir).name} {busy} (pid {holder}); cancel it or wait") from error
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -169,17 +173,23 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         handle.close()
 
 
-def _lock_free(run_dir: Path) -> bool:
-    path = Path(run_dir) / LOCK_FILE
+def lock_holder(run_dir: Path, name: str = LOCK_FILE) -> str | None:
+    """The pid (as written) of the process holding one of the run's locks, or None when it is free."""
+    path = Path(run_dir) / name
     if not path.exists():
-        return True
+        return None
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return False
+            handle.seek(0)
+            return handle.read().strip() or "?"
         fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
+        return None
+
+
+def _lock_free(run_dir: Path) -> bool:
+    return lock_holder(run_dir) is None
 
 
 def claim(store: Store, run_id: str, *, world_size: int) -> Run:

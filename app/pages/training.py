@@ -17,8 +17,10 @@ import yaml
 from app import ui
 from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, Run, TrainConfig
 from training.config import load_config
-from training.evaluate import evaluation
+from training.evaluate import evaluating, evaluation
 from training.runs import cancel_run, create_run, events, get_run, launch, list_runs, metrics
+
+EVAL_EVENTS = ("evaluation_started", "evaluated", "evaluation_failed")
 
 REFRESH_S = 2  # how often the curves of an active run are redrawn
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -254,29 +256,35 @@ if report:
 else:
     st.caption("Not evaluated yet: evaluation scores base and tuned on the eval split and writes the blind comparisons.")
 
-jobs = st.session_state.setdefault("eval_jobs", {})
+jobs = st.session_state.setdefault("eval_jobs", {})  # evaluations this session started: (process, log)
+
+
+def eval_running(run: Run) -> str | None:
+    """The pid of the evaluation at work on the run (any session's, or this one's still starting), else None."""
+    holder = evaluating(run)
+    job = jobs.get(run.id)
+    return holder or (str(job[0].pid) if job and job[0].poll() is None else None)
 
 
 def eval_job(run_id: str) -> None:
-    """The evaluation process this session started for the run: running, done or failed."""
-    job = jobs.get(run_id)
-    if job is None:
-        return
-    process, log = job
-    code = process.poll()
-    if code is None:
+    """Poll the run's evaluation: whoever started it, its lock and events say whether it still works."""
+    current = get_run(store, run_id)
+    pid = eval_running(current)
+    if pid is not None:
         st.info(
-            f"Evaluating in the background (pid {process.pid}); the report appears here when it ends.",
-            icon=":material/hourglass_top:",
+            f"Evaluating in the background (pid {pid}); the report appears here when it ends.", icon=":material/hourglass_top:"
         )
         return
-    del jobs[run_id]
-    if code == 0:
-        st.session_state["train_flash"] = f"Evaluation of {run_id} finished."
-    else:
-        tail = Path(log).read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if Path(log).exists() else []
-        st.session_state["eval_failed"] = (run_id, code, tail[0] if tail else "", log)
-    st.rerun()
+    job = jobs.pop(run_id, None)
+    if job is not None:
+        code = job[0].poll()
+        if code == 0:
+            st.session_state["train_flash"] = f"Evaluation of {run_id} finished."
+        else:  # refused before it started (no event), or failed: the log's last line says why
+            log = Path(job[1])
+            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
+            st.session_state["eval_failed"] = (run_id, code, lines[-1] if lines else "", job[1])
+        st.rerun()
 
 
 failed = st.session_state.get("eval_failed")
@@ -286,7 +294,12 @@ if failed and failed[0] == run.id:
         icon=":material/error:",
     )
     st.caption(f"Full log: {failed[3]}")
-running = run.id in jobs and jobs[run.id][0].poll() is None
+running = eval_running(run) is not None
+last = next((e for e in reversed(events(store, run.id)) if e.kind in EVAL_EVENTS), None)
+if not running and not failed and last is not None and last.kind != "evaluated":
+    said = "failed: " + last.message if last.kind == "evaluation_failed" else "stopped without finishing (its process died)"
+    when = last.at.strftime("%Y-%m-%d %H:%M UTC")
+    st.warning(f"The last evaluation ({when}) {ui.safe_markdown_text(said)}.", icon=":material/warning:")
 st.fragment(eval_job, run_every=REFRESH_S if running else None)(run.id)
 if not running:
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
