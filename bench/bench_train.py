@@ -1,7 +1,8 @@
 """Training throughput: Goldsmith's LoRA loop vs TRL's SFTTrainer with its defaults.
 
-Both sides train the same LoRA (r 16, alpha 32, dropout 0.05, q/k/v/o/gate/up/down) on the same
-model, the same snapshot of the sample data (95 train / 23 eval examples) and the same hardware, for
+Both sides train the same LoRA (r 16, alpha 32, dropout 0 as in peft's and our defaults,
+q/k/v/o/gate/up/down) on the same model, the same snapshot of the sample data (95 train / 23 eval
+examples) and the same hardware, for
 the same number of optimizer steps with 8 examples per step. TRL keeps every SFTConfig default
 (bf16, gradient checkpointing, padding to the longest example, no packing, lr 2e-5); Goldsmith keeps
 its TrainConfig defaults (bf16 where the hardware has bf16 units, no checkpointing, padding-free
@@ -25,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 LORA = {
     "r": 16,
     "lora_alpha": 32,
-    "lora_dropout": 0.05,
+    "lora_dropout": 0.0,
     "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
 PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}
@@ -57,14 +57,6 @@ def setup(folder: Path) -> tuple[str, str]:
     load_demo(store, ROOT / "sample_data")
     snapshot = create_snapshot(store, "dana", "bench", eval_fraction=0.2, seed=0, validate=False)
     return str(db), snapshot.id
-
-
-def peak_mb(device: str) -> float:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def side_goldsmith(db: str, snapshot: str, model: str, steps: int) -> dict:
@@ -103,6 +95,7 @@ def side_trl(db: str, snapshot: str, model: str, steps: int) -> dict:
     from curation.store import Store
     from training.data import read_split
     from training.evaluate import eval_loss
+    from training.hardware import peak_memory_mb
     from training.models import load_tokenizer, resolve_base_model
     from training.trainer import WARMUP_STEPS
 
@@ -159,7 +152,7 @@ def side_trl(db: str, snapshot: str, model: str, steps: int) -> dict:
         "tokens_per_s": tokens / StepTimer.seconds,
         "train_tokens": trainer._total_train_tokens,
         "train_seconds": StepTimer.seconds,
-        "peak_memory_mb": peak_mb(device),
+        "peak_memory_mb": peak_memory_mb(device),
         "eval_loss": loss,
         "precision": "bf16" if args.bf16 else "fp32",
         "gradient_checkpointing": args.gradient_checkpointing,

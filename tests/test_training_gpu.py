@@ -17,7 +17,7 @@ from curation.store import Store
 from schemas.training import TrainConfig
 from tiny_lm import tiny_config, tiny_lm, train_here  # noqa: F401
 from training import runs
-from training.trainer import resolve_precision
+from training.hardware import resolve_precision
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,4 +1,4 @@
-"""The LoRA training loop: one entry point for one CPU, one GPU, or many processes (DDP).
+"""The LoRA training loop: one entry point for one CPU, one GPU, or many processes (DDP or FSDP2).
 
 Run by `training.worker` (directly, or under torchrun / `accelerate launch`). Rank 0 owns the
 store: it holds the run's lock, beats the heartbeat, writes metrics and events, and saves
@@ -9,70 +9,26 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import resource
-import shutil
 import signal
 import sys
 import threading
 import time
-from contextlib import nullcontext, suppress
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from curation.store import Store
 from schemas.training import Run, TrainConfig
 from training import runs
-from training.checkpoints import complete_checkpoints, gather_trainable, load_checkpoint, publish_folder, save_checkpoint
+from training.checkpoints import complete_checkpoints, gather_trainable, load_checkpoint, save_checkpoint
 from training.data import collate, encode_records, epoch_batches, loss_model, read_split
-from training.models import load_model, load_tokenizer, merge_adapter, resolve_base_model
+from training.hardware import attention_for, peak_memory_mb, release_freed_memory, resolve_precision
+from training.models import load_model, load_tokenizer, resolve_base_model
+from training.outputs import finish_run, save_adapter
 
 HEARTBEAT_S = 2.0
 WARMUP_STEPS = 3  # left out of steady_tokens_per_s
 FLUSH_S = 2.0
-
-
-def resolve_precision(config: TrainConfig, device_type: str) -> str:
-    """fp32 or bf16 for this device; `auto` picks bf16 where the hardware has bf16 units."""
-    import torch
-
-    if config.precision == "fp16":
-        if device_type != "cuda":
-            raise ValueError("fp16 needs a GPU; use precision bf16 or fp32 on the CPU")
-        return "fp16"
-    if config.precision != "auto":
-        return config.precision
-    if device_type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_bf16() else "fp32"
-
-
-def cpu_has_bf16() -> bool:
-    """AMX or AVX512-BF16 (bf16 matrix units): there bf16 autocast is ~1.7x faster than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def attention_for(config: TrainConfig, device_type: str) -> str:
-    if config.attn_implementation != "auto":
-        return config.attn_implementation
-    if device_type == "cuda":
-        import importlib.util
-
-        if importlib.util.find_spec("flash_attn") is not None:
-            return "flash_attention_2"
-    return "sdpa"
-
-
-def peak_memory_mb(device_type: str) -> float:
-    import torch
-
-    if device_type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Stop:
@@ -113,21 +69,6 @@ class _Heartbeat(threading.Thread):
                     pass
         finally:
             store.close()
-
-
-def release_freed_memory() -> None:
-    """Give freed heap pages back to the OS (glibc malloc_trim), after each evaluation.
-
-    Micro-batches change shape every step, so glibc's heap fragments and resident memory creeps
-    up over a long CPU run (14 GB by step 60 of SmolLM2-135M, against a 6 GB real peak). Serving
-    big allocations with mmap instead stops that but halved CPU throughput (page faults on every
-    step), so the heap is trimmed only now and then.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def train(db: str, run_id: str) -> str:
@@ -379,7 +320,7 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
         improved = state["best_step"] == at_step and at_step > 0
         weights = gather_trainable(model)[0] if sharded and improved else None  # every rank takes part
         if main and improved:
-            _save_adapter(inner, tokenizer, run_dir / "best", weights)
+            save_adapter(inner, tokenizer, run_dir / "best", weights)
         release_freed_memory()
         pending.append({"run_id": run.id, "step": at_step, "kind": "eval", "epoch": at_step / steps_per_epoch, "eval_loss": loss})
         flush(force=True)
@@ -493,80 +434,7 @@ def _loop(accelerator: Any, store: Store, run: Run, stop: _Stop, beat: _Heartbea
         "peak_memory_mb": peak_memory_mb(device_type),
     }
     weights = gather_trainable(model)[0] if sharded and not early_stopped else None  # every rank takes part
-    result = _finish(
+    result = finish_run(
         accelerator, inner, tokenizer, run, snapshot, state, model_path, precision, total_steps, early_stopped, extra, weights
     )
     return status, result
-
-
-def _save_adapter(model: Any, tokenizer: Any, target: Path, weights: dict[str, Any] | None = None) -> None:
-    """Publish the peft model's adapter; `weights` are gather_trainable's (root-relative names) for a sharded model."""
-    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if weights is None:
-        model.save_pretrained(tmp)
-    else:
-        model.save_pretrained(tmp, state_dict={k.removeprefix("lm."): v for k, v in weights.items()})
-    tokenizer.save_pretrained(tmp)
-    publish_folder(tmp, target)
-
-
-def _finish(
-    accelerator: Any,
-    model: Any,
-    tokenizer: Any,
-    run: Run,
-    snapshot: Any,
-    state: dict[str, Any],
-    model_path: str,
-    precision: str,
-    total_steps: int,
-    early_stopped: bool,
-    extra: dict[str, Any],
-    weights: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    run_dir = Path(run.run_dir)
-    result: dict[str, Any] = {
-        "steps": state["step"],
-        "total_steps": total_steps,
-        "early_stopped": early_stopped,
-        "base_eval_loss": state["base_eval_loss"],
-        "best_eval_loss": state["best_eval_loss"],
-        "best_step": state["best_step"],
-        "train_tokens": state["train_tokens"],
-        "train_seconds": round(state["train_seconds"], 3),
-        "tokens_per_s": state["train_tokens"] / state["train_seconds"] if state["train_seconds"] else None,
-        "steady_tokens_per_s": state["steady_tokens"] / state["steady_seconds"] if state.get("steady_seconds") else None,
-        "precision": precision,
-        "adapter": str(run_dir / "adapter"),
-        **extra,  # before result.json is written: the file and the store record must agree
-    }
-    if accelerator.is_main_process:
-        source = run_dir / "best" if early_stopped and (run_dir / "best").exists() else None
-        if source:
-            shutil.copytree(source, run_dir / ".tmp-adapter", dirs_exist_ok=True)
-            publish_folder(run_dir / ".tmp-adapter", run_dir / "adapter")
-        else:
-            _save_adapter(model, tokenizer, run_dir / "adapter", weights)
-    final_loss = state["best_eval_loss"] if early_stopped else state.get("last_eval_loss")
-    result["final_eval_loss"] = final_loss
-    if final_loss is not None and state["base_eval_loss"]:
-        result["eval_loss_drop"] = (state["base_eval_loss"] - final_loss) / state["base_eval_loss"]
-    if accelerator.is_main_process:
-        if run.config.merge:
-            result["merged"] = str(merge_adapter(model_path, run_dir / "adapter", run_dir / "merged"))
-        lineage = {
-            "run_id": run.id,
-            "snapshot_id": snapshot.id,
-            "snapshot_name": snapshot.name,
-            "snapshot_path": snapshot.path,
-            "base_model": run.config.base_model,
-            "base_model_path": model_path,
-            "config_hash": run.config_hash,
-            "code_version": run.code_version,
-            "created_by": run.created_by,
-            "world_size": accelerator.num_processes,
-        }
-        (run_dir / "lineage.json").write_text(json.dumps(lineage, indent=1) + "\n")
-        (run_dir / "result.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    return result
