@@ -192,6 +192,14 @@ def one_line(text: str, width: int = 90) -> str:
 # ------------------------------------------------------------------------------------------ forms
 
 
+def remembered_select(label: str, options: list[Any], key: str, format_func: Callable[[Any], str] = str) -> Any:
+    """A selectbox that opens on the option in st.session_state[key] (set by a page after creating one) and keeps the choice."""
+    opened = st.session_state.get(key)
+    chosen = st.selectbox(label, options, index=options.index(opened) if opened in options else 0, format_func=format_func)
+    st.session_state[key] = chosen
+    return chosen
+
+
 def form_token(name: str) -> str:
     """A per-form token: the form's key changes after a successful submit, so a double click on the
     old button is dropped instead of creating a second row."""

@@ -188,6 +188,16 @@ def _is_bad(row: dict[str, Any]) -> bool:
     return (row["rating"] is not None and row["rating"] <= BAD_RATING) or row["thumbs"] == "down"
 
 
+def report_version(store: Store) -> tuple:
+    """What monitor()'s report depends on, cheaply: the logs, their tasks and the approved examples.
+
+    Equal versions give equal reports (for one period, threshold and model), so a caller may reuse one.
+    """
+    logs = store.db.execute("SELECT count(*), max(id), count(task_id), max(task_id) FROM prod_logs").fetchone()
+    approved = store.db.execute("SELECT count(*), max(updated_at) FROM examples WHERE status = 'approved'").fetchone()
+    return (*logs, *approved)
+
+
 def monitor(
     store: Store,
     *,

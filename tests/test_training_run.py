@@ -308,6 +308,32 @@ def test_the_seed_decides_the_lora_initialisation(demo_db: Path, demo_template: 
     store.close()
 
 
+def test_gradient_checkpointing_trains_the_same_steps(
+    demo_db: Path,  # noqa: F811
+    demo_template: DemoTemplate,  # noqa: F811
+    tiny_lm: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Checkpointing recomputes activations in the backward pass instead of keeping them: same losses, same adapter."""
+    import transformers.modeling_utils as modeling
+
+    calls = []
+    real = modeling.checkpoint
+    monkeypatch.setattr(modeling, "checkpoint", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    store = Store(demo_db)
+    losses, adapters = [], []
+    for checkpointing in (False, True):
+        config = tiny_config(tiny_lm, max_steps=3, eval_every=3, gradient_checkpointing=checkpointing)
+        run = runs.create_run(store, LEAD, demo_template.small_id, config, name=f"checkpointing-{checkpointing}")
+        assert train_here(demo_db, run.id) == "completed"
+        assert bool(calls) == checkpointing  # the decoder layers went through torch's checkpoint only when asked
+        losses.append([p.loss for p in runs.metrics(store, run.id, kind="train")])
+        adapters.append(tensors(Path(run.run_dir) / "adapter" / "adapter_model.safetensors"))
+    assert len(losses[0]) == 3 and losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert all((adapters[0][k] - adapters[1][k]).abs().max() < 1e-5 for k in adapters[0])
+    store.close()
+
+
 def test_cancel_needs_a_lead_and_a_live_run(completed: Completed):
     with pytest.raises(PermissionDenied):
         runs.cancel_run(completed.store, REVIEWER, completed.run_id)

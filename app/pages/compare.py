@@ -29,14 +29,9 @@ if not reports:
     st.stop()
 
 ids = list(reports)
-opened = st.session_state.get("compare_run")
-run_id = st.selectbox(
-    "Run",
-    ids,
-    index=ids.index(opened) if opened in ids else 0,
-    format_func=lambda i: f"{reports[i][0].name} · {i} ({reports[i][1]['comparisons']} comparisons)",
+run_id = ui.remembered_select(
+    "Run", ids, "compare_run", lambda i: f"{reports[i][0].name} · {i} ({reports[i][1]['comparisons']} comparisons)"
 )
-st.session_state["compare_run"] = run_id
 run, report = reports[run_id]
 st.caption(f"Base model {run.base_model} against its LoRA run {run.id}; each pair is shown in a random order.")
 

@@ -43,12 +43,19 @@ with st.expander("Import production logs", icon=":material/upload_file:"):
                 st.dataframe(pd.DataFrame([r.model_dump() for r in imported.rejected]), hide_index=True)
 
 period = st.radio("Period", list(monitoring.PERIODS), index=1, horizontal=True, key="prod_period")
-with st.spinner("Matching questions to approved examples (embeddings are cached after the first run)..."):
-    try:
-        report = ui.attempt(lambda: monitoring.monitor(store, period=period))
-    except ImportError as error:
-        st.error(f"Monitoring needs the embedding model, which is not installed here ({error}).")
-        report = None
+version = (period, *monitoring.report_version(store))
+cached = st.session_state.get("prod_report")
+if cached and cached[0] == version:  # nothing changed since the last rerun: reuse the report
+    report = cached[1]
+else:
+    with st.spinner("Matching questions to approved examples (embeddings are cached after the first run)..."):
+        try:
+            report = ui.attempt(lambda: monitoring.monitor(store, period=period))
+        except ImportError as error:
+            st.error(f"Monitoring needs the embedding model, which is not installed here ({error}).")
+            report = None
+    if report is not None:
+        st.session_state["prod_report"] = (version, report)
 if report is None:
     st.stop()
 if not report.logs:

@@ -125,13 +125,8 @@ else:
         hide_index=True,
     )
     ids = [s.id for s in snaps]
-    opened = st.session_state.get("snap_open")
-    chosen = st.selectbox(
-        "Open a snapshot",
-        ids,
-        index=ids.index(opened) if opened in ids else 0,
-        format_func=lambda i: f"{i} · {next(s.name for s in snaps if s.id == i)}",
-    )
+    names = {s.id: s.name for s in snaps}
+    chosen = ui.remembered_select("Open a snapshot", ids, "snap_open", lambda i: f"{i} · {names[i]}")
     snap = next(s for s in snaps if s.id == chosen)
     folder = Path(snap.path)
     st.caption(f"Files in {folder}")

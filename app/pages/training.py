@@ -139,15 +139,9 @@ if not runs:
     st.stop()
 st.fragment(runs_table, run_every=REFRESH_S if any(r.status in ACTIVE_STATUSES for r in runs) else None)()
 ids = [r.id for r in runs]
-opened = st.session_state.get("train_open")
-chosen = st.selectbox(
-    "Open a run",
-    ids,
-    index=ids.index(opened) if opened in ids else 0,
-    format_func=lambda i: f"{i} · {next(r.name for r in runs if r.id == i)} · {next(r.status for r in runs if r.id == i)}",
-)
-st.session_state["train_open"] = chosen
-run = next(r for r in runs if r.id == chosen)
+by_id = {r.id: r for r in runs}
+chosen = ui.remembered_select("Open a run", ids, "train_open", lambda i: f"{i} · {by_id[i].name} · {by_id[i].status}")
+run = by_id[chosen]
 
 
 def curves(run_id: str) -> None:
