@@ -119,7 +119,7 @@ def evaluate_run(
     if not records:
         raise InvalidInput(f"snapshot {snapshot.id} has no eval examples; cut one with --eval-fraction above 0")
     # One evaluation of a run at a time; the app reads the lock and these events to show its progress.
-    with run_lock(Path(run.run_dir), EVAL_LOCK, "is already being evaluated"):
+    with run_lock(Path(run.run_dir), EVAL_LOCK, "is already being evaluated", "wait for it to finish"):
         log_event(store, run.id, "evaluation_started", f"pid {os.getpid()}: {len(records)} eval prompts, by {actor}")
         try:
             report = _evaluate_run(store, actor, run, snapshot, records, max_new_tokens, seed)

@@ -150,11 +150,13 @@ def _update(store: Store, run_id: str, changes: dict[str, Any]) -> None:
 
 
 @contextmanager
-def run_lock(run_dir: Path, name: str = LOCK_FILE, busy: str = "is already running") -> Iterator[None]:
+def run_lock(
+    run_dir: Path, name: str = LOCK_FILE, busy: str = "is already running", advice: str = "cancel it or wait"
+) -> Iterator[None]:
     """Hold one of the run's locks (training: run.lock; evaluation: eval.lock) for the life of the block.
 
     The kernel drops the lock when the process dies, kill -9 included, so a free lock means nobody
-    is at work. A held lock raises Conflict saying the run `busy` and the holder's pid.
+    is at work. A held lock raises Conflict saying the run `busy`, the holder's pid and `advice`.
     """
     handle = open(Path(run_dir) / name, "a+")  # noqa: SIM115 - held across the yield
     try:
@@ -163,7 +165,7 @@ def run_lock(run_dir: Path, name: str = LOCK_FILE, busy: str = "is already runni
         except BlockingIOError as error:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise Conflict(f"run {Path(run_dir).name} {busy} (pid {holder}); cancel it or wait") from error
+            raise Conflict(f"run {Path(run_dir).name} {busy} (pid {holder}); {advice}") from error
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -186,10 +188,6 @@ def lock_holder(run_dir: Path, name: str = LOCK_FILE) -> str | None:
             return handle.read().strip() or "?"
         fcntl.flock(handle, fcntl.LOCK_UN)
         return None
-
-
-def _lock_free(run_dir: Path) -> bool:
-    return lock_holder(run_dir) is None
 
 
 def claim(store: Store, run_id: str, *, world_size: int) -> Run:
@@ -263,7 +261,7 @@ def refresh(store: Store, run: Run) -> Run:
     """Mark a run whose process is gone as died (its lock is free, or its launcher never started it)."""
     if run.status not in ACTIVE_STATUSES or run.pid is None:
         return run
-    if run.status == "running" and not _lock_free(Path(run.run_dir)):
+    if run.status == "running" and lock_holder(Path(run.run_dir)) is not None:
         return run
     if run.status == "queued" and pid_alive(run.pid):
         return run
@@ -271,7 +269,7 @@ def refresh(store: Store, run: Run) -> Run:
         current = _from_row(store.db["runs"].get(run.id))
         if current.status not in ACTIVE_STATUSES or current.pid is None:
             return current
-        if current.status == "running" and not _lock_free(Path(run.run_dir)):
+        if current.status == "running" and lock_holder(Path(run.run_dir)) is not None:
             return current
         if current.status == "queued" and pid_alive(current.pid):
             return current
