@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,14 +34,33 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _rows(store: Store) -> list[dict[str, Any]]:
-    columns = ("id", "source_id", "status", "prompt_text", "response_text", "content_hash", "norm_hash")
-    cursor = store.conn.execute(f"SELECT {', '.join(columns)} FROM examples WHERE status != 'archived' ORDER BY id")
-    return [dict(zip(columns, row, strict=True)) for row in cursor]
+@dataclass(frozen=True)
+class _Examples:
+    """The examples that are not archived, by id, a column per field (20,000 rows read in ~50 ms)."""
 
+    ids: list[int]
+    source_ids: list[str | None]
+    norm_hashes: list[str]
+    content_hashes: list[str]
+    texts: list[str]  # prompt and response, a newline between: what is shingled and embedded
 
-def _text(row: dict[str, Any]) -> str:
-    return f"{row['prompt_text']}\n{row['response_text']}"
+    @classmethod
+    def read(cls, store: Store) -> _Examples:
+        rows = store.conn.execute(
+            "SELECT id, source_id, norm_hash, content_hash, prompt_text || char(10) || response_text "
+            "FROM examples WHERE status != 'archived' ORDER BY id"
+        ).fetchall()
+        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(5)]
+        return cls(*columns)
+
+    def cluster(self, kind: str, members: Sequence[int], similarity: float) -> DuplicateCluster:
+        """A cluster of the examples at these positions."""
+        return DuplicateCluster(
+            kind=kind,
+            ids=[self.ids[i] for i in members],
+            source_ids=[self.source_ids[i] for i in members],
+            similarity=round(float(similarity), 4),
+        )
 
 
 # ------------------------------------------------------------------------------------------ caches
@@ -52,19 +73,31 @@ def signatures(
 
     `keys` name each text in the cache (default: the sha256 of the text).
     """
+    matrix, computed, saved = _signatures(store, texts, params, keys)
+    saved()
+    return matrix, computed
+
+
+def _signatures(
+    store: Store, texts: Sequence[str], params: Any, keys: Sequence[str] | None
+) -> tuple[np.ndarray, int, Callable[[], None]]:
+    """`signatures`, with the new ones still being cached: call the returned function to wait for that."""
     from curation import minhash
 
     params = params or minhash.SketchParams()
     keys = list(keys) if keys is not None else [text_key(t) for t in texts]
     cached = _load(store, "signatures", "params", params.key(), keys, np.uint32, params.num_perm)  # 32-bit values
-    missing = sorted({k for k in keys if k not in cached})
-    if missing:
-        first = {k: t for k, t in zip(keys, texts, strict=True)}
-        fresh = minhash.sketch([first[k] for k in missing], params)
-        _save(store, "signatures", "params", params.key(), missing, fresh.astype(np.uint32))
-        cached.update(zip(missing, fresh, strict=True))
-    matrix = np.stack([cached[k] for k in keys]).astype(np.uint64) if keys else np.zeros((0, params.num_perm), np.uint64)
-    return matrix, len(missing)
+    first = {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}  # each missing key once
+    if not first:
+        matrix = np.stack([cached[k] for k in keys]) if keys else np.zeros((0, params.num_perm), np.uint32)
+        return matrix.astype(np.uint64), 0, lambda: None
+    missing = list(first)
+    fresh = minhash.sketch(list(first.values()), params)
+    saved = _save_in_background(store, "signatures", "params", params.key(), missing, fresh.astype(np.uint32))
+    if len(missing) == len(keys):  # every text new and different: the rows are in order already
+        return fresh, len(missing), saved
+    cached.update(zip(missing, fresh, strict=True))
+    return np.stack([cached[k] for k in keys]).astype(np.uint64), len(missing), saved
 
 
 def embeddings(store: Store, texts: Sequence[str], model: str | None = None) -> tuple[np.ndarray, int]:
@@ -99,26 +132,57 @@ def _load(
 
 def _save(store: Store, table: str, column: str, value: str, keys: Sequence[str], matrix: np.ndarray) -> None:
     blob = "signature" if table == "signatures" else "vector"
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # in key order the primary key's index only appends (1.4x)
     with store.write():
         store.conn.executemany(
             f"INSERT OR REPLACE INTO {table} (content_hash, {column}, {blob}) VALUES (?, ?, ?)",
-            [(k, value, np.ascontiguousarray(v).tobytes()) for k, v in zip(keys, matrix, strict=True)],
+            [(keys[i], value, np.ascontiguousarray(matrix[i]).tobytes()) for i in order],
         )
+
+
+def _save_in_background(
+    store: Store, table: str, column: str, value: str, keys: Sequence[str], matrix: np.ndarray
+) -> Callable[[], None]:
+    """`_save` on a second connection in a thread, so the caller goes on while SQLite writes and syncs.
+
+    Returns the function that waits for the write and raises what it raised. A store in memory
+    has no second connection, so it is written at once.
+    """
+    if store.path is None:
+        _save(store, table, column, value, keys, matrix)
+        return lambda: None
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            other = Store(store.path)
+            try:
+                _save(other, table, column, value, keys, matrix)
+            finally:
+                other.close()
+        except BaseException as error:  # handed to the waiting caller
+            failed.append(error)
+
+    thread = threading.Thread(target=write, name=f"goldsmith-cache-{table}")
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return wait
 
 
 # ------------------------------------------------------------------------------------------ batch
 
 
-def exact_clusters(rows: Sequence[dict[str, Any]]) -> list[DuplicateCluster]:
+def exact_clusters(examples: _Examples) -> list[DuplicateCluster]:
     """Examples whose conversations match once case, whitespace and punctuation are folded."""
-    by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_hash[row["norm_hash"]].append(row)
-    return [
-        DuplicateCluster(kind="exact", ids=[r["id"] for r in group], source_ids=[r["source_id"] for r in group], similarity=1.0)
-        for group in by_hash.values()
-        if len(group) > 1
-    ]
+    by_hash: dict[str, list[int]] = defaultdict(list)
+    for position, norm_hash in enumerate(examples.norm_hashes):
+        by_hash[norm_hash].append(position)
+    return [examples.cluster("exact", group, 1.0) for group in by_hash.values() if len(group) > 1]
 
 
 def semantic_pairs(matrix: np.ndarray, threshold: float, block: int = 512) -> list[tuple[int, int, float]]:
@@ -134,24 +198,14 @@ def semantic_pairs(matrix: np.ndarray, threshold: float, block: int = 512) -> li
     return pairs
 
 
-def _clusters_from_pairs(
-    kind: str, rows: Sequence[dict[str, Any]], pairs: list[tuple[int, int, float]]
-) -> list[DuplicateCluster]:
-    groups = [g for g in connected_components(list(range(len(rows))), [(i, j) for i, j, _ in pairs]) if len(g) > 1]
+def _clusters_from_pairs(kind: str, examples: _Examples, pairs: list[tuple[int, int, float]]) -> list[DuplicateCluster]:
+    groups = [g for g in connected_components(list(range(len(examples.ids))), [(i, j) for i, j, _ in pairs]) if len(g) > 1]
     weakest: dict[int, float] = {}
     member = {i: n for n, g in enumerate(groups) for i in g}
     for i, _, sim in pairs:
         n = member[i]
         weakest[n] = min(weakest.get(n, 1.0), sim)
-    return [
-        DuplicateCluster(
-            kind=kind,
-            ids=[rows[i]["id"] for i in g],
-            source_ids=[rows[i]["source_id"] for i in g],
-            similarity=round(weakest[n], 4),
-        )
-        for n, g in enumerate(groups)
-    ]
+    return [examples.cluster(kind, g, weakest[n]) for n, g in enumerate(groups)]
 
 
 def find_duplicates(
@@ -176,30 +230,25 @@ def find_duplicates(
     for name, value in (("near threshold", near_threshold), ("semantic threshold", semantic_threshold)):
         if not 0 < value <= 1:
             raise InvalidInput(f"{name} must be in (0, 1], got {value}")
-    rows = _rows(store)
-    texts = [_text(r) for r in rows]
+    examples = _Examples.read(store)
     clusters: list[DuplicateCluster] = []
     computed: dict[str, int] = {}
     if "exact" in methods:
-        clusters += exact_clusters(rows)
-    if "near" in methods and rows:
-        matrix, computed["signatures"] = signatures(store, texts, keys=[r["content_hash"] for r in rows])
-        found = minhash.near_duplicate_clusters(list(range(len(rows))), texts, signatures=matrix, threshold=near_threshold)
-        clusters += [
-            DuplicateCluster(
-                kind="near",
-                ids=[rows[i]["id"] for i in keys],
-                source_ids=[rows[i]["source_id"] for i in keys],
-                similarity=round(float(sim), 4),
-            )
-            for keys, sim in found
-        ]
-    if "semantic" in methods and rows:
-        matrix, computed["embeddings"] = embeddings(store, texts, model)
-        clusters += _clusters_from_pairs("semantic", rows, semantic_pairs(matrix, semantic_threshold))
+        clusters += exact_clusters(examples)
+    if "near" in methods and examples.ids:
+        # the new signatures are written to the cache while the clusters are found
+        matrix, computed["signatures"], saved = _signatures(store, examples.texts, None, examples.content_hashes)
+        found = minhash.near_duplicate_clusters(
+            list(range(len(examples.ids))), examples.texts, signatures=matrix, threshold=near_threshold
+        )
+        saved()
+        clusters += [examples.cluster("near", members, similarity) for members, similarity in found]
+    if "semantic" in methods and examples.ids:
+        matrix, computed["embeddings"] = embeddings(store, examples.texts, model)
+        clusters += _clusters_from_pairs("semantic", examples, semantic_pairs(matrix, semantic_threshold))
     return DedupReport(
         clusters=_without_repeats_and_resolved(store, clusters),
-        examples=len(rows),
+        examples=len(examples.ids),
         methods=list(methods),
         thresholds={"near": near_threshold, "semantic": semantic_threshold},
         computed=computed,

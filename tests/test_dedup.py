@@ -98,6 +98,43 @@ def test_signatures_and_embeddings_are_cached_and_cache_hits_do_not_call_the_mod
     assert team.db["embeddings"].count == 3 and team.db["signatures"].count == 3
 
 
+def test_cached_new_and_repeated_texts_get_the_signatures_sketch_gives_them(team):
+    from curation import minhash
+
+    texts = [f"Question {i} about hail on my roof\nAnswer {i}: check the declarations page." for i in range(6)]
+    first, computed = dedup.signatures(team, texts[:3])
+    assert computed == 3 and (first == minhash.sketch(texts[:3])).all()
+    # three cached, two new, and one text twice: the rows follow the texts' order all the same
+    mixed = [texts[4], texts[0], texts[3], texts[2], texts[4], texts[1]]
+    again, computed = dedup.signatures(team, mixed)
+    assert computed == 2 and (again == minhash.sketch(mixed)).all()
+    assert team.db["signatures"].count == 5
+
+
+def test_a_cache_write_that_cannot_get_the_store_fails_cleanly_and_writes_nothing(team, monkeypatch):
+    """New signatures are written on a second connection while clusters are found; if that write
+    cannot start, the caller gets the store's busy error, not a lost write or a traceback."""
+    import sqlite3
+
+    from curation import store as store_module
+    from curation.errors import Conflict
+
+    for i in range(3):
+        make_example(team, prompt=f"Question number {i} about my deductible", response=f"Answer {i}.")
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect(team.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        with pytest.raises(Conflict, match="busy with another write"):
+            dedup.find_duplicates(team, ["near"])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert team.db["signatures"].count == 0
+    assert dedup.find_duplicates(team, ["near"]).computed == {"signatures": 3}
+    assert team.db["signatures"].count == 3
+
+
 def test_resolutions_are_recorded_and_never_delete(team):
     a = make_example(team, "approved", prompt="Same text", response="Same answer", labels=["x"])
     b = make_example(team, "approved", author="al", prompt="same text!", response="Same answer.", labels=["y"])

@@ -114,6 +114,14 @@ def test_planted_near_duplicates_are_found_and_distinct_texts_are_not(corpus, wi
     assert all(similarity >= minhash.DEFAULT_THRESHOLD for _, similarity in clusters)
 
 
+def test_a_large_batch_sketched_on_every_core_equals_its_pieces_sketched_alone(corpus):
+    """Batches of _PARALLEL_TEXTS texts or more are split across threads; each row is still its own text's signature."""
+    originals, _ = corpus
+    texts = [f"{i} {originals[i % len(originals)]}" for i in range(minhash._PARALLEL_TEXTS + 37)]
+    alone = np.concatenate([minhash.sketch(texts[i : i + 1000]) for i in range(0, len(texts), 1000)])
+    assert (minhash.sketch(texts) == alone).all()
+
+
 def test_same_seed_same_signatures_other_seed_other_signatures(corpus):
     texts = corpus[0][:50]
     first = minhash.sketch(texts, SketchParams(seed=1))
