@@ -1,4 +1,4 @@
-"""`goldsmith`: the command line. Each command reads its inputs, calls one service function, prints."""
+"""`goldsmith init | new | edit | submit | review | ... | demo`: the store and its examples' commands."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli_admin import guidelines_app, taxonomy_app, user_app
 from app.cli_common import (
     DEFAULT_DB,
     EXIT_FAILED,
@@ -17,31 +16,15 @@ from app.cli_common import (
     DbOption,
     JsonOption,
     emit_json,
-    handle_errors,
     one_line,
     open_store,
     parse_tags,
     read_text_arg,
     table,
 )
-from app.cli_curation import check_command, coverage_command, dedup_command, resolve_command, tasks_app
-from app.cli_data import export_command, import_command, snapshot_app, validate_command
-from app.cli_drafts import accept_draft_command, draft_command, draft_gap_command
-from app.cli_monitor import logs_app, monitor_app
-from app.cli_serve import serve_command
-from app.cli_serve_model import serve_model_command
-from app.cli_training import eval_command, judge_app, runs_app, train_command
 from curation import workflow
 from curation.errors import InvalidInput
 from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
-
-app = typer.Typer(
-    name="goldsmith",
-    help="Goldsmith: curate supervised fine-tuning data, from real questions to an evaluated LoRA adapter.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", help="category=…, response_type=… or knowledge_area=… (repeatable).")
@@ -119,8 +102,6 @@ def _print_example(example: Example, store: Any, *, history: bool) -> None:
             typer.echo(f"  {h.at:%Y-%m-%d %H:%M} {h.actor:<10} {h.action:<16} {', '.join(sorted((h.after or {}).keys()))}")
 
 
-@app.command()
-@handle_errors
 def init(db: DbOption = DEFAULT_DB) -> None:
     """Create a new, empty Goldsmith database (or bring an existing one up to date)."""
     store = open_store(db, create=True)
@@ -129,8 +110,6 @@ def init(db: DbOption = DEFAULT_DB) -> None:
         typer.echo(f"Next: add the first admin with `goldsmith user add NAME --role admin --db {db}`.")
 
 
-@app.command()
-@handle_errors
 def new(
     prompt: Annotated[str | None, typer.Option(help="The user's message (@FILE reads a file, - reads stdin).")] = None,
     response: Annotated[str | None, typer.Option(help="The ideal assistant response (@FILE, -).")] = None,
@@ -151,8 +130,6 @@ def new(
     emit_json(example) if as_json else typer.echo(f"Created example {example.id} ({example.status}).")
 
 
-@app.command()
-@handle_errors
 def edit(
     example_id: Annotated[int, typer.Argument(help="The example's id.")],
     prompt: Annotated[str | None, typer.Option(help="New text of the first user turn.")] = None,
@@ -179,8 +156,6 @@ def edit(
         typer.echo(f"Saved example {example_id} (version {example.version}, {example.status}).")
 
 
-@app.command()
-@handle_errors
 def submit(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = None) -> None:
     """Send your draft (or reworked example) to review."""
     store = open_store(db)
@@ -188,8 +163,6 @@ def submit(example_id: int, version: VersionOption = None, db: DbOption = DEFAUL
     typer.echo(f"Example {example.id} submitted for review.")
 
 
-@app.command()
-@handle_errors
 def review(
     example_id: int,
     approve: Annotated[bool, typer.Option("--approve", help="Approve it.")] = False,
@@ -222,8 +195,6 @@ def review(
     emit_json(result) if as_json else typer.echo(f"Example {example_id}: {result.decision.replace('_', ' ')} recorded.")
 
 
-@app.command()
-@handle_errors
 def archive(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = None) -> None:
     """Archive an approved or rejected example (leads). It stays in the store."""
     store = open_store(db)
@@ -231,8 +202,6 @@ def archive(example_id: int, version: VersionOption = None, db: DbOption = DEFAU
     typer.echo(f"Example {example_id} archived.")
 
 
-@app.command("set-status")
-@handle_errors
 def set_status(
     status: Annotated[str, typer.Argument(help="submitted, approved, rejected, changes_requested or archived.")],
     example_ids: Annotated[list[int], typer.Argument(help="The examples to move.")],
@@ -259,8 +228,6 @@ def _day(value: str | None, option: str) -> date | None:
         raise InvalidInput(f"{option} needs a day like 2026-11-25; got {value!r}") from None
 
 
-@app.command("list")
-@handle_errors
 def list_examples(
     status: StatusOption = None,
     author: AuthorOption = None,
@@ -277,8 +244,6 @@ def list_examples(
     search(None, status, author, tag, label, created_from, created_to, page, page_size, db, as_json)
 
 
-@app.command()
-@handle_errors
 def search(
     query: Annotated[str | None, typer.Argument(help="Words to find in prompts and responses.")],
     status: StatusOption = None,
@@ -317,8 +282,6 @@ def search(
     typer.echo(f"\nPage {page_.page} of {page_.pages} ({page_.total} examples){more}")
 
 
-@app.command()
-@handle_errors
 def show(
     example_id: int,
     history: Annotated[bool, typer.Option(help="Also print the example's history.")] = True,
@@ -334,8 +297,6 @@ def show(
     _print_example(example, store, history=history)
 
 
-@app.command()
-@handle_errors
 def stats(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Counts of examples by status, category and author, and of reviews and users."""
     result = open_store(db).stats()
@@ -353,8 +314,6 @@ def stats(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         typer.echo(f"{title}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
 
 
-@app.command()
-@handle_errors
 def demo(
     db: DbOption = Path("demo.db"),
     sample_dir: Annotated[Path, typer.Option(help="The sample data folder.")] = Path(__file__).resolve().parent.parent
@@ -384,8 +343,6 @@ def demo(
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command("review-overlap")
-@handle_errors
 def review_overlap(
     share: Annotated[float | None, typer.Argument(help="Share of examples that get two reviews, 0-1 (omit to show it).")] = None,
     db: DbOption = DEFAULT_DB,
@@ -398,38 +355,3 @@ def review_overlap(
     if share is not None:
         review_queue.set_overlap_share(store, as_user, share)
     typer.echo(f"{review_queue.overlap_share(store):.0%} of examples get two independent reviews.")
-
-
-# Data in and out, curation, and the admin's groups, after the example commands in --help.
-app.command("import")(handle_errors(import_command))
-app.command("export")(handle_errors(export_command))
-app.add_typer(snapshot_app, name="snapshot")
-app.command("validate")(handle_errors(validate_command))
-app.command("dedup")(handle_errors(dedup_command))
-app.command("check")(handle_errors(check_command))
-app.command("resolve")(handle_errors(resolve_command))
-app.command("coverage")(handle_errors(coverage_command))
-app.command("draft")(handle_errors(draft_command))
-app.command("accept-draft")(handle_errors(accept_draft_command))
-app.command("draft-gap")(handle_errors(draft_gap_command))
-app.add_typer(tasks_app, name="tasks")
-app.add_typer(logs_app, name="logs")
-app.add_typer(monitor_app, name="monitor")
-app.add_typer(user_app, name="user")
-app.add_typer(taxonomy_app, name="taxonomy")
-app.add_typer(guidelines_app, name="guidelines")
-app.command("serve")(handle_errors(serve_command))
-app.command("train")(handle_errors(train_command))
-app.add_typer(runs_app, name="runs")
-app.command("eval")(handle_errors(eval_command))
-app.add_typer(judge_app, name="judge")
-app.command("serve-model")(handle_errors(serve_model_command))
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

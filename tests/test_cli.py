@@ -206,6 +206,39 @@ def test_the_installed_command_starts_without_heavy_libraries_and_never_shows_a_
     assert result.returncode == 2 and "not a Goldsmith database" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_command_built_alone_is_the_same_command_as_in_the_whole_tree():
+    import typer.main
+
+    from app import cli
+
+    assert sorted(typer.main.get_group(app).commands) == sorted(cli.COMMANDS)  # nothing registered outside the table
+    for name in cli.COMMANDS:
+        alone = cli.build(name)
+        assert list(typer.main.get_group(alone).commands) == [name]
+        assert runner.invoke(alone, [name, "--help"]).stdout == runner.invoke(app, [name, "--help"]).stdout, name
+
+
+def test_a_call_loads_only_the_module_of_its_command(db):
+    probe = (
+        "import sys; from app.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print(code, sorted(m for m in sys.modules if m.startswith('app.cli_')), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "dedup", "--method", "exact", "--json", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert json.loads(result.stdout)["clusters"] == []
+    assert result.stderr.strip() == "0 ['app.cli_common', 'app.cli_curation']"
+    # --help (and an unknown name) show the whole tree
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and "serve-model" in result.stdout and "dedup" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "app.cli", "dedupe"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "No such command 'dedupe'" in result.stderr
+
+
 def test_demo_command_loads_once_and_never_overwrites(tmp_path):
     db = tmp_path / "demo.db"
     result = run("demo", "--db", db, "--password", "demo password 1")
