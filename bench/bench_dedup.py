@@ -41,6 +41,7 @@ THRESHOLD = 0.5  # Goldsmith's DEFAULT_THRESHOLD, written out so the baseline pr
 NUM_PERM = 128
 RENSA_BANDS = 32
 PLANTED_SHARE = 0.05
+BEST_CASE = "goldsmith sketch + datasketch MinHashLSH, best case (bulk insert, read buckets)"
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -174,6 +175,39 @@ def goldsmith_datasketch_index(texts: list[str]) -> list[list[int]]:
     return _groups(len(texts), pairs)
 
 
+def datasketch_index_best_case(texts: list[str]) -> list[list[int]]:
+    """datasketch's MinHashLSH as the batch index, as fast as we could make it: Goldsmith's signatures;
+    each band's bucket keys made in numpy exactly as MinHashLSH.insert makes them (the band's values
+    as big-endian 64-bit bytes) and written straight into the index's own storage (its `keys` and
+    `hashtables`, the Storage API a Redis backend has too); candidate pairs read from its buckets."""
+    from itertools import combinations
+
+    import numpy as np
+    from datasketch import MinHashLSH
+
+    from curation import minhash
+
+    signatures = minhash.sketch(texts)
+    index = MinHashLSH(num_perm=NUM_PERM, params=minhash.lsh_bands(THRESHOLD, NUM_PERM))
+    big_endian = signatures.astype(">u8")
+    bands = [np.ascontiguousarray(big_endian[:, s:e]).view(f"V{8 * (e - s)}").ravel().tolist() for s, e in index.hashranges]
+    assert bands[1][0] == index._H(signatures[0][slice(*index.hashranges[1])])  # the keys MinHashLSH.insert makes
+    keys = range(len(texts))
+    for key, *hashes in zip(keys, *bands, strict=True):
+        index.keys.insert(key, *hashes)
+    for table, column in zip(index.hashtables, bands, strict=True):
+        insert = table.insert
+        for bucket, key in zip(column, keys, strict=True):
+            insert(bucket, key)
+    candidates = set()
+    for table in index.hashtables:
+        for bucket, count in table.itemcounts().items():
+            if count > 1:
+                candidates.update(combinations(sorted(table.get(bucket)), 2))
+    pairs = [(i, j) for i, j in candidates if minhash.jaccard_estimate(signatures[i], signatures[j]) >= THRESHOLD]
+    return _groups(len(texts), pairs)
+
+
 def scores(groups: list[list[int]], planted: set[tuple[int, int]]) -> tuple[float, float, float]:
     """(F1, precision, recall) of the pairs inside the groups against the planted pairs."""
     found = {(a, b) for g in groups for x, a in enumerate(sorted(g)) for b in sorted(g)[x + 1 :]}
@@ -240,6 +274,7 @@ def main(n: int) -> str:
     except ImportError:
         rensa_note = "rensa not installed: skipped (pip install rensa to compare)"
     methods.append(("goldsmith sketch + datasketch MinHashLSH, query per text", goldsmith_datasketch_index, 2))
+    methods.append((BEST_CASE, datasketch_index_best_case, 2))
     methods.append(("baseline datasketch loop", baseline, 2))
     measured = {}
     for name, method, repeats in methods:
@@ -277,6 +312,8 @@ def main(n: int) -> str:
         cells = [f"{name} (imports + JSONL read)", f"{seconds:.3f}", f"{cpu:.3f}", f"{n / seconds:,.0f}"]
         lines.append("| " + " | ".join([*cells, f"{process_base / seconds:.1f}x", "", "", ""]) + " |")
     ours, ours_cpu = measured["goldsmith near_duplicate_clusters"][:2]
+    best_case = measured[BEST_CASE][0]
+    lsh_bands_note = _storage_floor(texts)
     versus_rensa = ""
     if "rensa RMinHash + RMinHashLSH" in measured:
         ratio = ours / measured["rensa RMinHash + RMinHashLSH"][0]
@@ -290,8 +327,33 @@ def main(n: int) -> str:
         "Fresh-process rows compare with the baseline's fresh process. The datasketch-index row is the same "
         "signatures put through MinHashLSH insert and one query per text: that index serves the live check, "
         "while the batch groups the same LSH bands in numpy.",
+        "",
+        f"datasketch as the batch index: the 25x goal leaves {base / 25:.2f} s for everything. The best case above "
+        f"(every (band, text) entry written straight into MinHashLSH's storage, candidates read from its buckets) "
+        f"takes {best_case:.2f} s, {base / best_case:.1f}x the baseline, and the storage writes alone are "
+        f"{lsh_bands_note}: more than the whole budget, before any sketching.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _storage_floor(texts: list[str]) -> str:
+    """How long MinHashLSH's dict storage takes to hold every (band, text) entry, written directly."""
+    import numpy as np
+    from datasketch import MinHashLSH
+
+    from curation import minhash
+
+    signatures = minhash.sketch(texts)
+    index = MinHashLSH(num_perm=NUM_PERM, params=minhash.lsh_bands(THRESHOLD, NUM_PERM))
+    big_endian = signatures.astype(">u8")
+    bands = [np.ascontiguousarray(big_endian[:, s:e]).view(f"V{8 * (e - s)}").ravel().tolist() for s, e in index.hashranges]
+    start = time.perf_counter()
+    for table, column in zip(index.hashtables, bands, strict=True):
+        insert = table.insert
+        for bucket, key in zip(column, range(len(texts)), strict=True):
+            insert(bucket, key)
+    seconds = time.perf_counter() - start
+    return f"{seconds:.2f} s for {len(bands) * len(texts):,} entries ({len(bands)} bands x {len(texts):,} texts)"
 
 
 def _version(package: str) -> str:
