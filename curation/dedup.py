@@ -146,9 +146,10 @@ def _save_in_background(
     """`_save` on a second connection in a thread, so the caller goes on while SQLite writes and syncs.
 
     Returns the function that waits for the write and raises what it raised. A store in memory
-    has no second connection, so it is written at once.
+    has no second connection, and a second connection would wait for a transaction the caller
+    holds open: then it is written at once, on the caller's connection.
     """
-    if store.path is None:
+    if store.path is None or store.conn.in_transaction:
         _save(store, table, column, value, keys, matrix)
         return lambda: None
     failed: list[BaseException] = []
@@ -238,10 +239,12 @@ def find_duplicates(
     if "near" in methods and examples.ids:
         # the new signatures are written to the cache while the clusters are found
         matrix, computed["signatures"], saved = _signatures(store, examples.texts, None, examples.content_hashes)
-        found = minhash.near_duplicate_clusters(
-            list(range(len(examples.ids))), examples.texts, signatures=matrix, threshold=near_threshold
-        )
-        saved()
+        try:
+            found = minhash.near_duplicate_clusters(
+                list(range(len(examples.ids))), examples.texts, signatures=matrix, threshold=near_threshold
+            )
+        finally:
+            saved()
         clusters += [examples.cluster("near", members, similarity) for members, similarity in found]
     if "semantic" in methods and examples.ids:
         matrix, computed["embeddings"] = embeddings(store, examples.texts, model)

@@ -135,6 +135,14 @@ def test_a_cache_write_that_cannot_get_the_store_fails_cleanly_and_writes_nothin
     assert team.db["signatures"].count == 3
 
 
+def test_signatures_asked_for_inside_a_write_are_cached_in_that_write(team):
+    """A second connection would wait on the caller's own transaction; the cache joins it instead."""
+    texts = ["Is hail covered?\nYes, under comprehensive.", "Who do I call after a crash?\nCall claims."]
+    with team.write():
+        assert dedup.signatures(team, texts)[1] == 2
+    assert team.db["signatures"].count == 2
+
+
 def test_resolutions_are_recorded_and_never_delete(team):
     a = make_example(team, "approved", prompt="Same text", response="Same answer", labels=["x"])
     b = make_example(team, "approved", author="al", prompt="same text!", response="Same answer.", labels=["y"])
