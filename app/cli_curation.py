@@ -20,6 +20,9 @@ def dedup_command(
     threshold: Annotated[float | None, typer.Option(help="Near-duplicate Jaccard threshold (default: the engine's).")] = None,
     semantic_threshold: Annotated[float, typer.Option(help="Cosine similarity for semantic duplicates.")] = 0.9,
     model: ModelOption = None,
+    keep_punctuation: Annotated[
+        bool, typer.Option(help="Exact duplicates must also match in punctuation (case and spacing are still ignored).")
+    ] = False,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -28,7 +31,12 @@ def dedup_command(
 
     methods = list(METHODS) if method == "all" else [m.strip() for m in method.split(",")]
     report = find_duplicates(
-        open_store(db), methods, near_threshold=threshold, semantic_threshold=semantic_threshold, model=model
+        open_store(db),
+        methods,
+        near_threshold=threshold,
+        semantic_threshold=semantic_threshold,
+        model=model,
+        ignore_punctuation=not keep_punctuation,
     )
     if as_json:
         emit_json(report)

@@ -23,7 +23,7 @@ from curation.groups import connected_components
 from curation.permissions import require
 from curation.store import Store, now
 from curation.users import acting_user
-from schemas import DedupReport, DuplicateCluster, ExampleContent, LiveMatch
+from schemas import DedupReport, DuplicateCluster, ExampleContent, LiveMatch, Message, normalised_hash
 
 METHODS = ("exact", "near", "semantic")
 DEFAULT_SEMANTIC_THRESHOLD = 0.9
@@ -45,12 +45,18 @@ class _Examples:
     texts: list[str]  # prompt and response, a newline between: what is shingled and embedded
 
     @classmethod
-    def read(cls, store: Store) -> _Examples:
+    def read(cls, store: Store, *, ignore_punctuation: bool = True) -> _Examples:
+        """`norm_hashes` fold case, spacing and punctuation (the stored hash), or only case and spacing."""
         rows = store.conn.execute(
             "SELECT id, source_id, norm_hash, content_hash, prompt_text || char(10) || response_text "
             "FROM examples WHERE status != 'archived' ORDER BY id"
         ).fetchall()
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(5)]
+        if not ignore_punctuation:
+            messages = store.conn.execute("SELECT messages FROM examples WHERE status != 'archived' ORDER BY id")
+            columns[2] = [
+                normalised_hash([Message.model_validate(m) for m in json.loads(row[0])], punctuation=False) for row in messages
+            ]
         return cls(*columns)
 
     def cluster(self, kind: str, members: Sequence[int], similarity: float) -> DuplicateCluster:
@@ -216,11 +222,14 @@ def find_duplicates(
     near_threshold: float | None = None,
     semantic_threshold: float = DEFAULT_SEMANTIC_THRESHOLD,
     model: str | None = None,
+    ignore_punctuation: bool = True,
 ) -> DedupReport:
     """Every duplicate cluster among the examples that are not archived.
 
-    A cluster a lead resolved as intended variation is not reported again, and a near or
-    semantic cluster that repeats an exact (or near) one is reported once, as the stronger kind.
+    Exact duplicates match once case and spacing are folded, and punctuation too unless
+    `ignore_punctuation` is False. A cluster a lead resolved as intended variation is not reported
+    again, and a near or semantic cluster that repeats an exact (or near) one is reported once, as
+    the stronger kind.
     """
     from curation import minhash
 
@@ -231,7 +240,7 @@ def find_duplicates(
     for name, value in (("near threshold", near_threshold), ("semantic threshold", semantic_threshold)):
         if not 0 < value <= 1:
             raise InvalidInput(f"{name} must be in (0, 1], got {value}")
-    examples = _Examples.read(store)
+    examples = _Examples.read(store, ignore_punctuation=ignore_punctuation or "exact" not in methods)
     clusters: list[DuplicateCluster] = []
     computed: dict[str, int] = {}
     if "exact" in methods:

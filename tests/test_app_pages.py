@@ -298,6 +298,11 @@ def test_dashboard_author_cannot_resolve(app_store):
     at = app(app_store, "amy", "pages/dashboard.py")
     one(at.button, "Find duplicate clusters").click().run()
     assert not [b for b in at.button if b.label == "Resolve"]
+    assert len(at.expander) == 1  # "?" is folded away by default
+    one(at.checkbox, "Exact duplicates must match in punctuation too").check().run()
+    one(at.button, "Find duplicate clusters").click().run()
+    assert_no_exception(at)
+    assert not at.expander and "0 clusters among 2 examples." in texts(at)
 
 
 # ------------------------------------------------------------------------------------------ snapshots

@@ -206,6 +206,14 @@ def test_the_installed_command_starts_without_heavy_libraries_and_never_shows_a_
     assert result.returncode == 2 and "not a Goldsmith database" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_dedup_keep_punctuation(db):
+    for prompt, response in (("Is hail covered?", "Yes, it is."), ("is hail covered", "yes it is")):
+        assert run("new", "--prompt", prompt, "--response", response, "--db", db, "--as", "amy").exit_code == 0
+    clusters = lambda *extra: json.loads(run("dedup", "--method", "exact", "--json", *extra, "--db", db).stdout)["clusters"]  # noqa: E731
+    assert [c["ids"] for c in clusters()] == [[1, 2]]
+    assert clusters("--keep-punctuation") == []
+
+
 def test_a_command_built_alone_is_the_same_command_as_in_the_whole_tree():
     import typer.main
 

@@ -157,6 +157,15 @@ def test_resolutions_are_recorded_and_never_delete(team):
     assert dedup.find_duplicates(team, ["exact"]).clusters == []  # archived examples are not reported
 
 
+def test_exact_duplicates_ignore_punctuation_unless_asked_to_keep_it(team):
+    a = make_example(team, prompt="Is hail covered?", response="Yes, under comprehensive.")
+    b = make_example(team, author="al", prompt="IS  hail covered", response="Yes under comprehensive")
+    c = make_example(team, author="al", prompt="is hail COVERED?", response="yes, under   comprehensive.")
+    assert [cl.ids for cl in dedup.find_duplicates(team, ["exact"]).clusters] == [[a.id, b.id, c.id]]
+    kept = dedup.find_duplicates(team, ["exact"], ignore_punctuation=False)
+    assert [cl.ids for cl in kept.clusters] == [[a.id, c.id]]  # case and spacing still folded
+
+
 def test_intended_variation_stops_the_cluster_being_reported(team):
     a = make_example(team, prompt="Is hail covered?", response="Check your comprehensive coverage.")
     b = make_example(team, author="al", prompt="is HAIL covered", response="Check your comprehensive coverage")

@@ -129,11 +129,17 @@ if drafts["by_model"]:
 # ------------------------------------------------------------------------------------------ duplicates
 st.subheader("Duplicate clusters")
 methods = st.multiselect("Methods", ["exact", "near", "semantic"], default=["exact", "near"], key="dash_methods")
+keep_punctuation = st.checkbox(
+    "Exact duplicates must match in punctuation too",
+    key="dash_keep_punctuation",
+    disabled="exact" not in methods,
+    help='Case and spacing are always ignored; by default punctuation is too ("Is hail covered?" = "is hail covered").',
+)
 if st.button("Find duplicate clusters", icon=":material/content_copy:", disabled=not methods):
     from curation.dedup import find_duplicates
 
     with st.spinner("Comparing every example (signatures and embeddings are cached in the store)..."):
-        found = ui.attempt(lambda: find_duplicates(store, methods))
+        found = ui.attempt(lambda: find_duplicates(store, methods, ignore_punctuation=not keep_punctuation))
     if found is not None:
         st.session_state["dash_dups"] = found
 dups = st.session_state.get("dash_dups")
