@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -182,23 +183,14 @@ def datasketch_index_best_case(texts: list[str]) -> list[list[int]]:
     `hashtables`, the Storage API a Redis backend has too); candidate pairs read from its buckets."""
     from itertools import combinations
 
-    import numpy as np
-    from datasketch import MinHashLSH
-
     from curation import minhash
 
     signatures = minhash.sketch(texts)
-    index = MinHashLSH(num_perm=NUM_PERM, params=minhash.lsh_bands(THRESHOLD, NUM_PERM))
-    big_endian = signatures.astype(">u8")
-    bands = [np.ascontiguousarray(big_endian[:, s:e]).view(f"V{8 * (e - s)}").ravel().tolist() for s, e in index.hashranges]
-    assert bands[1][0] == index._H(signatures[0][slice(*index.hashranges[1])])  # the keys MinHashLSH.insert makes
+    index, bands = _datasketch_buckets(signatures)
     keys = range(len(texts))
     for key, *hashes in zip(keys, *bands, strict=True):
         index.keys.insert(key, *hashes)
-    for table, column in zip(index.hashtables, bands, strict=True):
-        insert = table.insert
-        for bucket, key in zip(column, keys, strict=True):
-            insert(bucket, key)
+    _fill_hashtables(index, bands)
     candidates = set()
     for table in index.hashtables:
         for bucket, count in table.itemcounts().items():
@@ -336,22 +328,35 @@ def main(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _storage_floor(texts: list[str]) -> str:
-    """How long MinHashLSH's dict storage takes to hold every (band, text) entry, written directly."""
+def _datasketch_buckets(signatures: Any) -> tuple[Any, list[list[bytes]]]:
+    """An empty MinHashLSH banded as Goldsmith bands, and each band's bucket key per signature, made as its insert makes them."""
     import numpy as np
     from datasketch import MinHashLSH
 
     from curation import minhash
 
-    signatures = minhash.sketch(texts)
     index = MinHashLSH(num_perm=NUM_PERM, params=minhash.lsh_bands(THRESHOLD, NUM_PERM))
     big_endian = signatures.astype(">u8")
     bands = [np.ascontiguousarray(big_endian[:, s:e]).view(f"V{8 * (e - s)}").ravel().tolist() for s, e in index.hashranges]
-    start = time.perf_counter()
+    assert bands[1][0] == index._H(signatures[0][slice(*index.hashranges[1])])  # the keys MinHashLSH.insert makes
+    return index, bands
+
+
+def _fill_hashtables(index: Any, bands: list[list[bytes]]) -> None:
+    """Every (band, text) entry written straight into the index's hash tables, text i under key i."""
     for table, column in zip(index.hashtables, bands, strict=True):
         insert = table.insert
-        for bucket, key in zip(column, range(len(texts)), strict=True):
+        for key, bucket in enumerate(column):
             insert(bucket, key)
+
+
+def _storage_floor(texts: list[str]) -> str:
+    """How long MinHashLSH's dict storage takes to hold every (band, text) entry, written directly."""
+    from curation import minhash
+
+    index, bands = _datasketch_buckets(minhash.sketch(texts))
+    start = time.perf_counter()
+    _fill_hashtables(index, bands)
     seconds = time.perf_counter() - start
     return f"{seconds:.2f} s for {len(bands) * len(texts):,} entries ({len(bands)} bands x {len(texts):,} texts)"
 

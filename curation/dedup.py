@@ -47,15 +47,16 @@ class _Examples:
     @classmethod
     def read(cls, store: Store, *, ignore_punctuation: bool = True) -> _Examples:
         """`norm_hashes` fold case, spacing and punctuation (the stored hash), or only case and spacing."""
+        exact = "norm_hash" if ignore_punctuation else "messages"
         rows = store.conn.execute(
-            "SELECT id, source_id, norm_hash, content_hash, prompt_text || char(10) || response_text "
+            f"SELECT id, source_id, {exact}, content_hash, prompt_text || char(10) || response_text "
             "FROM examples WHERE status != 'archived' ORDER BY id"
         ).fetchall()
         columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(5)]
         if not ignore_punctuation:
-            messages = store.conn.execute("SELECT messages FROM examples WHERE status != 'archived' ORDER BY id")
             columns[2] = [
-                normalised_hash([Message.model_validate(m) for m in json.loads(row[0])], punctuation=False) for row in messages
+                normalised_hash([Message.model_validate(m) for m in json.loads(messages)], punctuation=False)
+                for messages in columns[2]
             ]
         return cls(*columns)
 
