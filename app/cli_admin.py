@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from app.cli_common import DEFAULT_DB, AsOption, DbOption, JsonOption, emit_json, handle_errors, open_store, table
-from curation import taxonomy as taxonomy_service
-from curation import users as user_service
 from curation.errors import InvalidInput
+from curation.examples import taxonomy as taxonomy_service
+from curation.people import users as user_service
 
 user_app = typer.Typer(help="Add people, change roles, deactivate accounts, set passwords.", no_args_is_help=True)
 taxonomy_app = typer.Typer(help="Show or replace the taxonomy (tag values and targets).", no_args_is_help=True)

@@ -27,7 +27,7 @@ def dedup_command(
     as_json: JsonOption = False,
 ) -> None:
     """Find exact, near and semantic duplicate clusters among the examples (nothing is changed)."""
-    from curation.dedup import METHODS, find_duplicates
+    from curation.similarity.dedup import METHODS, find_duplicates
 
     methods = list(METHODS) if method == "all" else [m.strip() for m in method.split(",")]
     report = find_duplicates(
@@ -62,7 +62,7 @@ def check_command(
     as_json: JsonOption = False,
 ) -> None:
     """Live check of a draft: existing examples it repeats (exact, near, semantic) and guideline warnings."""
-    from curation.dedup import check_draft
+    from curation.similarity.dedup import check_draft
 
     store = open_store(db)
     if example_id is not None:
@@ -71,7 +71,7 @@ def check_command(
         content = ExampleContent.from_pair(prompt, response)
     else:
         raise InvalidInput("give --prompt and --response, or --example ID")
-    from curation.guideline_rules import guideline_warnings
+    from curation.examples.guideline_rules import guideline_warnings
 
     matches = check_draft(store, content, exclude_id=example_id, model=model, semantic=semantic)
     warnings = guideline_warnings(content)
@@ -99,7 +99,7 @@ def resolve_command(
     as_json: JsonOption = False,
 ) -> None:
     """Resolve a duplicate cluster (leads): keep one, merge, or mark as intended variation."""
-    from curation.dedup import resolve_duplicates
+    from curation.similarity.dedup import resolve_duplicates
 
     result = resolve_duplicates(open_store(db), as_user, example_ids, resolution, keep_id=keep, note=note)
     emit_json(result) if as_json else typer.echo(
@@ -121,7 +121,7 @@ def coverage_command(
     as_json: JsonOption = False,
 ) -> None:
     """Coverage: approved examples against taxonomy targets and against real questions, with gap topics."""
-    from curation.coverage import coverage_report, import_questions
+    from curation.insight.coverage import coverage_report, import_questions
 
     store = open_store(db)
     imported = import_questions(store, as_user, queries) if queries else None
@@ -160,7 +160,7 @@ def tasks_list(
     as_json: JsonOption = False,
 ) -> None:
     """List authoring tasks."""
-    from curation.coverage import list_tasks
+    from curation.insight.coverage import list_tasks
 
     tasks = list_tasks(open_store(db), assignee=assignee, status=None if status == "all" else status)
     if as_json:
@@ -182,7 +182,7 @@ def tasks_create(
     as_user: AsOption = None,
 ) -> None:
     """Turn a gap topic's questions into authoring tasks for an author (leads)."""
-    from curation.coverage import create_tasks
+    from curation.insight.coverage import create_tasks
 
     created = create_tasks(open_store(db), as_user, gap_topic, assignee, limit=limit)
     typer.echo(f"Created {len(created)} tasks for {assignee}.")
@@ -198,7 +198,7 @@ def tasks_complete(
     as_user: AsOption = None,
 ) -> None:
     """Answer a task's question: creates the example (submitted for review) and closes the task."""
-    from curation.coverage import complete_task
+    from curation.insight.coverage import complete_task
 
     task = complete_task(open_store(db), as_user, task_id, response, submit=not draft)
     typer.echo(f"Task {task.id} done: example {task.example_id}.")

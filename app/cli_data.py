@@ -21,11 +21,11 @@ from app.cli_common import (
     parse_tags,
     table,
 )
+from curation.datasets.exporting import EXPORT_FORMATS, export_examples
+from curation.datasets.formats import DEFAULT_MAX_CHARS
+from curation.datasets.importing import import_file
+from curation.datasets.snapshots import create_snapshot, verify_snapshot
 from curation.errors import InvalidInput
-from curation.exporting import EXPORT_FORMATS, export_examples
-from curation.importers import DEFAULT_MAX_CHARS
-from curation.importing import import_file
-from curation.snapshots import create_snapshot, verify_snapshot
 from schemas import ExampleFilter, Tags
 
 snapshot_app = typer.Typer(help="Cut, list, show and verify snapshots (versioned training sets).", no_args_is_help=True)
@@ -118,8 +118,8 @@ def snapshot_create(
     Near and semantic duplicate clusters never straddle train and eval. A failing critical
     expectation refuses the snapshot (exit 1) unless a lead gives --override-reason.
     """
-    from curation.dedup import duplicate_groups
-    from curation.snapshots import SnapshotBlocked
+    from curation.datasets.snapshots import SnapshotBlocked
+    from curation.similarity.dedup import duplicate_groups
 
     store = open_store(db)
     tags = parse_tags(tag, None, Tags()).model_dump(exclude={"labels"})
@@ -162,9 +162,9 @@ def validate_command(
     as_json: JsonOption = False,
 ) -> None:
     """Run the expectation suite on a snapshot and save validation.json beside its files. Exit 1 on a critical failure."""
-    from curation.dedup import cross_split_pairs
-    from curation.taxonomy import get_taxonomy
-    from curation.validation import ValidationOptions, validate_snapshot
+    from curation.datasets.validation import ValidationOptions, validate_snapshot
+    from curation.examples.taxonomy import get_taxonomy
+    from curation.similarity.dedup import cross_split_pairs
 
     store = open_store(db)
     path = Path(key)

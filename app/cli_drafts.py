@@ -18,7 +18,7 @@ from app.cli_common import (
     read_text_arg,
     table,
 )
-from curation import workflow
+from curation.examples import workflow
 from schemas import Tags
 
 ModelRefOption = Annotated[

@@ -22,8 +22,8 @@ from app.cli_common import (
     read_text_arg,
     table,
 )
-from curation import workflow
 from curation.errors import InvalidInput
+from curation.examples import workflow
 from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
 
 TagOption = Annotated[
@@ -349,7 +349,7 @@ def review_overlap(
     as_user: AsOption = None,
 ) -> None:
     """Show or set the share of examples that get two independent reviews (admins set it)."""
-    from curation import review_queue
+    from curation.examples import review_queue
 
     store = open_store(db)
     if share is not None:

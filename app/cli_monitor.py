@@ -20,7 +20,7 @@ from app.cli_common import (
     open_store,
     table,
 )
-from curation.importers import DEFAULT_MAX_CHARS
+from curation.datasets.formats import DEFAULT_MAX_CHARS
 
 logs_app = typer.Typer(help="Production conversation logs (kept apart from the examples).", no_args_is_help=True)
 monitor_app = typer.Typer(
@@ -44,7 +44,7 @@ def logs_import(
 
     Exit 0 when nothing was rejected, 1 when some records were rejected, 2 when the file cannot be read.
     """
-    from curation.monitoring import import_logs
+    from curation.insight.monitoring import import_logs
 
     report = import_logs(open_store(db), as_user, file, fmt=fmt, max_chars=max_chars)
     if as_json:
@@ -74,7 +74,7 @@ def monitor_command(
     """Production trends per period, the latest period's gap topics and the badly rated answers."""
     if ctx.invoked_subcommand:
         return
-    from curation.monitoring import monitor
+    from curation.insight.monitoring import monitor
 
     report = monitor(open_store(db), period=period, threshold=threshold, model=model)
     if as_json:
@@ -124,7 +124,7 @@ def monitor_task(
     as_json: JsonOption = False,
 ) -> None:
     """Turn production logs' questions into authoring tasks (leads); the note carries the rating."""
-    from curation.monitoring import create_log_tasks
+    from curation.insight.monitoring import create_log_tasks
 
     tasks = create_log_tasks(open_store(db), as_user, log_ids, assignee, label=label)
     if as_json:

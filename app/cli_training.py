@@ -110,8 +110,8 @@ def runs_resume(
     as_json: JsonOption = False,
 ) -> None:
     """Resume an interrupted, died, failed or cancelled run from its last complete checkpoint (leads)."""
-    from curation.permissions import require
-    from curation.users import acting_user
+    from curation.people.permissions import require
+    from curation.people.users import acting_user
     from schemas.training import RESUMABLE_STATUSES
     from training.runs import get_run
 

@@ -1,7 +1,7 @@
 """Goldsmith's Streamlit app: the router. `goldsmith serve` runs it.
 
-Signs the user in (curation.sessions, checked on every page load) and shows only the pages
-the user's role may use (curation.permissions.can). Each page is one module in app/pages/.
+Signs the user in (curation.people.sessions, checked on every page load) and shows only the pages
+the user's role may use (curation.people.permissions.can). Each page is one module in app/pages/.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import ui
-from curation.permissions import can
+from curation.people.permissions import can
 
 st.set_page_config(page_title="Goldsmith", page_icon=":material/diamond:", layout="wide")
 

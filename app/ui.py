@@ -19,9 +19,9 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
-from curation import sessions
 from curation.errors import AuthenticationFailed, Conflict, GoldsmithError, explain
-from curation.permissions import can
+from curation.people import sessions
+from curation.people.permissions import can
 from curation.store import Store
 from schemas import Example, User
 
@@ -231,10 +231,10 @@ class DraftChecks:
 
 
 def draft_checks(store: Store, content: Any, exclude_id: int | None) -> DraftChecks:
-    """Duplicates (curation.dedup.check_draft), personal data, guideline rules, missing tags, and a token estimate."""
-    from curation.dedup import check_draft
-    from curation.guideline_rules import guideline_warnings
-    from curation.validation import EMAIL_REGEX, PHONE_REGEX, card_number
+    """Duplicates (curation.similarity.dedup.check_draft), personal data, guideline rules, missing tags, and a token estimate."""
+    from curation.datasets.validation import EMAIL_REGEX, PHONE_REGEX, card_number
+    from curation.examples.guideline_rules import guideline_warnings
+    from curation.similarity.dedup import check_draft
 
     note = ""
     try:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from argon2 import PasswordHasher  # noqa: E402
 
 from bench.bench_store import CATEGORIES, fill  # noqa: E402
-from curation import sessions  # noqa: E402
+from curation.people import sessions  # noqa: E402
 from curation.store import Store, now  # noqa: E402
 
 MAIN = Path(__file__).resolve().parent.parent / "app" / "main.py"

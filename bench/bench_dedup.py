@@ -9,7 +9,7 @@ checks each LSH candidate against the threshold and joins the pairs with the sam
              insert, then query each text and keep candidates whose MinHash.jaccard passes;
   rensa      rensa's RMinHash.from_token_sets + RMinHashLSH (32 bands) insert_many / query_all,
              keeping candidates whose RMinHash.jaccard passes (skipped if rensa is not installed);
-  goldsmith  curation.minhash.near_duplicate_clusters(keys, texts); and, for scale, its signatures
+  goldsmith  curation.similarity.minhash.near_duplicate_clusters(keys, texts); and, for scale, its signatures
              in the datasketch MinHashLSH the live check uses (build_index, then query() per text).
 In-process times are the best of a few runs (the baseline: of two). The process rows time a fresh
 `python` that reads the texts from a JSONL file and runs the pipeline, imports included.
@@ -36,9 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from curation.groups import connected_components  # noqa: E402
+from curation.similarity.groups import connected_components  # noqa: E402
 
-THRESHOLD = 0.5  # Goldsmith's DEFAULT_THRESHOLD, written out so the baseline process never imports curation.minhash
+THRESHOLD = 0.5  # Goldsmith's DEFAULT_THRESHOLD, written out so the baseline process never imports curation.similarity.minhash
 NUM_PERM = 128
 RENSA_BANDS = 32
 PLANTED_SHARE = 0.05
@@ -156,14 +156,14 @@ def rensa(texts: list[str]) -> list[list[int]]:
 
 
 def goldsmith(texts: list[str]) -> list[list[int]]:
-    from curation import minhash
+    from curation.similarity import minhash
 
     return [keys for keys, _ in minhash.near_duplicate_clusters(list(range(len(texts))), texts, threshold=THRESHOLD)]
 
 
 def goldsmith_datasketch_index(texts: list[str]) -> list[list[int]]:
     """Goldsmith's signatures in a datasketch MinHashLSH (the live check's index), queried text by text."""
-    from curation import minhash
+    from curation.similarity import minhash
 
     signatures = minhash.sketch(texts)
     index = minhash.build_index(range(len(texts)), signatures, THRESHOLD)
@@ -183,7 +183,7 @@ def datasketch_index_best_case(texts: list[str]) -> list[list[int]]:
     `hashtables`, the Storage API a Redis backend has too); candidate pairs read from its buckets."""
     from itertools import combinations
 
-    from curation import minhash
+    from curation.similarity import minhash
 
     signatures = minhash.sketch(texts)
     index, bands = _datasketch_buckets(signatures)
@@ -224,7 +224,7 @@ def best_time(method: Callable[[list[str]], list[list[int]]], texts: list[str], 
 PROCESS_GOLDSMITH = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from curation.minhash import near_duplicate_clusters
+from curation.similarity.minhash import near_duplicate_clusters
 rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
 print(len(near_duplicate_clusters([r["id"] for r in rows], [r["text"] for r in rows])))
 """
@@ -333,7 +333,7 @@ def _datasketch_buckets(signatures: Any) -> tuple[Any, list[list[bytes]]]:
     import numpy as np
     from datasketch import MinHashLSH
 
-    from curation import minhash
+    from curation.similarity import minhash
 
     index = MinHashLSH(num_perm=NUM_PERM, params=minhash.lsh_bands(THRESHOLD, NUM_PERM))
     big_endian = signatures.astype(">u8")
@@ -352,7 +352,7 @@ def _fill_hashtables(index: Any, bands: list[list[bytes]]) -> None:
 
 def _storage_floor(texts: list[str]) -> str:
     """How long MinHashLSH's dict storage takes to hold every (band, text) entry, written directly."""
-    from curation import minhash
+    from curation.similarity import minhash
 
     index, bands = _datasketch_buckets(minhash.sketch(texts))
     start = time.perf_counter()

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from curation import embeddings  # noqa: E402
-from curation.importers import read_records  # noqa: E402
+from curation.datasets.formats import read_records  # noqa: E402
+from curation.similarity import embeddings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "bench" / "results" / "embeddings.md"
@@ -75,7 +75,7 @@ def cpu_flags() -> str:
 def fresh_process() -> tuple[float, bool]:
     """Seconds for a new process to import, load the cached int8 model and embed one text; whether it imported torch."""
     code = (
-        "import sys, time; t = time.perf_counter(); from curation.embeddings import Embedder; "
+        "import sys, time; t = time.perf_counter(); from curation.similarity.embeddings import Embedder; "
         "Embedder(backend='auto').embed(['first']); print(time.perf_counter() - t, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()

@@ -22,7 +22,7 @@ OURS = """
 import resource, sys, time
 sys.path.insert(0, sys.argv[3])
 from pathlib import Path
-from curation.importing import import_file
+from curation.datasets.importing import import_file
 from curation.store import Store
 start = time.perf_counter()
 report = import_file(Store(sys.argv[2]), "bench", Path(sys.argv[1]))
@@ -64,7 +64,7 @@ def make_file(path: Path, megabytes: int) -> int:
 
 def fresh_store(path: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from curation import users
+    from curation.people import users
     from curation.store import Store
 
     store = Store(path)

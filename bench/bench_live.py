@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.bench_store import fill  # noqa: E402
-from curation import dedup  # noqa: E402
-from curation.embeddings import get_embedder  # noqa: E402
-from curation.live import LiveIndex  # noqa: E402
+from curation.similarity import dedup  # noqa: E402
+from curation.similarity.embeddings import get_embedder  # noqa: E402
+from curation.similarity.live import LiveIndex  # noqa: E402
 from curation.store import Store  # noqa: E402
 from schemas import ExampleContent  # noqa: E402
 

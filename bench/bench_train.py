@@ -48,8 +48,8 @@ PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}
 
 def setup(folder: Path) -> tuple[str, str]:
     """A demo store and a snapshot of its approved examples (validation skipped: the bench is about speed)."""
+    from curation.datasets.snapshots import create_snapshot
     from curation.demo import load_demo
-    from curation.snapshots import create_snapshot
     from curation.store import Store
 
     db = folder / "bench.db"

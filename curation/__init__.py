@@ -1,4 +1,4 @@
-"""Goldsmith's store and domain services. Import from the submodules (curation.store, curation.workflow, ...)."""
+"""Goldsmith's store and domain services. Import from the submodules (curation.store, curation.examples.workflow, ...)."""
 
 import sys
 

@@ -11,9 +11,11 @@ import random
 import secrets
 from pathlib import Path
 
-from curation import monitoring, taxonomy, users, workflow
+from curation.datasets.formats import Parsed, read_records
 from curation.errors import GoldsmithError, InvalidInput
-from curation.importers import Parsed, read_records
+from curation.examples import taxonomy, workflow
+from curation.insight import monitoring
+from curation.people import users
 from curation.store import Store
 from schemas import DemoSummary, ReviewInput, Rubric
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from conftest import PASSWORD, ROOT
-from curation import sessions
+from curation.people import sessions
 
 MAIN = str(ROOT / "app" / "main.py")
 

@@ -9,7 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from curation import users, workflow  # noqa: E402
+from curation.examples import workflow  # noqa: E402
+from curation.people import users  # noqa: E402
 from curation.store import Store  # noqa: E402
 from schemas import Example, ExampleContent, ReviewInput, Rubric, Tags  # noqa: E402
 

@@ -11,7 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from app_helpers import MAIN, app, assert_no_exception, one, texts
 from conftest import PASSWORD, ROOT, content, make_example
-from curation import review_queue, sessions, taxonomy, workflow
+from curation.examples import review_queue, taxonomy, workflow
+from curation.people import sessions
 from schemas import ExampleContent
 
 TAXONOMY = {

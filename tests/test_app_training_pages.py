@@ -16,8 +16,8 @@ import pytest
 
 from app_helpers import app, assert_no_exception, one, texts
 from conftest import make_example
+from curation.datasets.snapshots import create_snapshot
 from curation.errors import Conflict, InvalidInput, PermissionDenied
-from curation.snapshots import create_snapshot
 from curation.store import now
 from schemas.training import TrainConfig
 from training import runs

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE_DATA
-from curation import workflow
 from curation.demo import load_demo
+from curation.examples import workflow
 from curation.store import Store
 from schemas import ExampleContent, ReviewInput
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from curation import workflow
+from curation.examples import workflow
 from schemas import ExampleContent
 
 WORKER = Path(__file__).parent / "workers" / "editor.py"

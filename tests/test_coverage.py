@@ -5,8 +5,9 @@ import json
 import pytest
 
 from conftest import make_example
-from curation import coverage, taxonomy
 from curation.errors import InvalidInput, PermissionDenied
+from curation.examples import taxonomy
+from curation.insight import coverage
 
 COVERED = ["how do i file a claim after my car accident?", "my car got hit in a parking lot, how do i file a claim"]
 FLOOD = [

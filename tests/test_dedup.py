@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE_DATA, make_example
-from curation import dedup, workflow
+from curation.datasets.snapshots import create_snapshot
 from curation.demo import load_demo
 from curation.errors import InvalidInput, PermissionDenied
-from curation.snapshots import create_snapshot
+from curation.examples import workflow
+from curation.similarity import dedup
 from curation.store import Store
 from schemas import ExampleContent
 
@@ -86,7 +87,7 @@ def test_signatures_and_embeddings_are_cached_and_cache_hits_do_not_call_the_mod
         make_example(team, prompt=f"Question number {i} about my deductible", response=f"Answer {i}.")
     first = dedup.find_duplicates(team)
     assert first.computed == {"signatures": 3, "embeddings": 3}
-    from curation import embeddings, minhash
+    from curation.similarity import embeddings, minhash
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was called for a cached text")
@@ -99,7 +100,7 @@ def test_signatures_and_embeddings_are_cached_and_cache_hits_do_not_call_the_mod
 
 
 def test_cached_new_and_repeated_texts_get_the_signatures_sketch_gives_them(team):
-    from curation import minhash
+    from curation.similarity import minhash
 
     texts = [f"Question {i} about hail on my roof\nAnswer {i}: check the declarations page." for i in range(6)]
     first, computed = dedup.signatures(team, texts[:3])
@@ -116,8 +117,8 @@ def test_a_cache_write_that_cannot_get_the_store_fails_cleanly_and_writes_nothin
     cannot start, the caller gets the store's busy error, not a lost write or a traceback."""
     import sqlite3
 
-    from curation import store as store_module
     from curation.errors import Conflict
+    from curation.store import database as store_module
 
     for i in range(3):
         make_example(team, prompt=f"Question number {i} about my deductible", response=f"Answer {i}.")

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from conftest import SAMPLE_DATA
-from curation import users
 from curation.demo import load_demo
 from curation.errors import InvalidInput
-from curation.taxonomy import get_guidelines, get_taxonomy
+from curation.examples.taxonomy import get_guidelines, get_taxonomy
+from curation.people import users
 from schemas import ExampleFilter
 
 

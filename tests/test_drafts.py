@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app_helpers import app, one
 from conftest import GOOD_RUBRIC, content, dump, make_example
-from curation import workflow
-from curation.drafts_stats import draft_diff, drafted_share, edit_distance
+from curation.datasets.snapshots import create_snapshot
 from curation.errors import InvalidInput, NotFound, PermissionDenied
-from curation.snapshots import create_snapshot
+from curation.examples import workflow
+from curation.examples.drafts import draft_diff, drafted_share, edit_distance
 from curation.store import now
 from schemas import ReviewInput, Tags
 from tiny_lm import build_tiny_lm

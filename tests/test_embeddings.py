@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from curation import embeddings
-from curation.embeddings import Embedder, get_embedder
 from curation.errors import InvalidInput
+from curation.similarity import embeddings
+from curation.similarity.embeddings import Embedder, get_embedder
 
 pytestmark = pytest.mark.slow
 needs_openvino = pytest.mark.skipif(

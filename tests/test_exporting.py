@@ -6,10 +6,10 @@ import json
 import pytest
 
 from conftest import SAMPLE_DATA, make_example
-from curation import users
+from curation.datasets.exporting import export_examples, neutralise_formula
+from curation.datasets.importing import import_file
 from curation.errors import InvalidInput
-from curation.exporting import export_examples, neutralise_formula
-from curation.importing import import_file
+from curation.people import users
 from curation.store import Store
 from schemas import ExampleContent, ExampleFilter
 
@@ -116,7 +116,7 @@ def test_multi_turn_examples_survive_csv(team, tmp_path):
         {"role": "user", "content": "u2"},
         {"role": "assistant", "content": "a2"},
     ]
-    from curation import workflow
+    from curation.examples import workflow
 
     workflow.create_example(team, "amy", ExampleContent.model_validate({"messages": messages}))
     out = tmp_path / "x.csv"

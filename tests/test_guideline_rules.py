@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import SAMPLE_DATA
-from curation.guideline_rules import guideline_warnings
-from curation.importers import read_records
+from curation.datasets.formats import read_records
+from curation.examples.guideline_rules import guideline_warnings
 from schemas import ExampleContent
 
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
+from curation.datasets.importing import import_file
 from curation.errors import InvalidInput
-from curation.importing import import_file
 from curation.store import Store
 from schemas import ExampleContent
 
@@ -88,7 +88,7 @@ def non_blank(lines: list[bytes]) -> int:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A store with an author, built once; each fuzz case works on a fresh copy (argon2 is slow on purpose)."""
-    from curation import users
+    from curation.people import users
 
     path = tmp_path_factory.mktemp("template") / "g.db"
     store = Store(path)

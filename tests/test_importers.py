@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE_DATA, SHARED_DATA, needs_shared_data
-from curation import taxonomy
+from curation.datasets.formats import detect_format, read_records
+from curation.datasets.importing import import_file
 from curation.errors import InvalidInput, PermissionDenied
-from curation.importers import detect_format, read_records
-from curation.importing import import_file
+from curation.examples import taxonomy
 from schemas import ExampleFilter, Tags
 
 GOOD = {

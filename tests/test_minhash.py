@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import SAMPLE_DATA
-from curation import minhash
-from curation.minhash import SketchParams
+from curation.similarity import minhash
+from curation.similarity.minhash import SketchParams
 
 
 def sample_sentences() -> list[list[str]]:

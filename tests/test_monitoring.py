@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from app_helpers import app
 from conftest import PASSWORD, SAMPLE_DATA, dump, make_example
-from curation import coverage, monitoring
 from curation.errors import InvalidInput, NotFound, PermissionDenied
+from curation.insight import coverage, monitoring
 
 APPROVED = [
     ("How do I file a claim after a car accident?", "Start a claim in the app under Claims."),
@@ -67,8 +67,8 @@ def log_ids(store, questions) -> list[int]:
 
 
 def test_logs_never_reach_the_training_data(approved, log_file, tmp_path):
-    from curation.exporting import export_bytes
-    from curation.snapshots import create_snapshot
+    from curation.datasets.exporting import export_bytes
+    from curation.datasets.snapshots import create_snapshot
 
     exported = export_bytes(approved, "openai")
     snapshot = create_snapshot(approved, "lee", "v1", root=tmp_path / "snaps")

@@ -4,9 +4,10 @@ PermissionDenied and leaves every table exactly as it was."""
 import pytest
 
 from conftest import GOOD_RUBRIC, content, dump, make_example
-from curation import taxonomy, users, workflow
 from curation.errors import PermissionDenied
-from curation.permissions import ACTIONS, can
+from curation.examples import taxonomy, workflow
+from curation.people import users
+from curation.people.permissions import ACTIONS, can
 from schemas import ROLES, ReviewInput
 
 ACTOR = {"admin": "ada", "lead": "lee", "reviewer": "rita", "author": "amy"}

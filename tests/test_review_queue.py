@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import GOOD_RUBRIC, content, make_example
-from curation import review_queue, workflow
 from curation.errors import Conflict, InvalidInput, PermissionDenied
+from curation.examples import review_queue, workflow
 from schemas import ReviewInput
 
 APPROVE = ReviewInput(decision="approve", rubric=GOOD_RUBRIC)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conftest import PASSWORD
-from curation import sessions, users
 from curation.errors import AuthenticationFailed
+from curation.people import sessions, users
 
 
 class Clock:

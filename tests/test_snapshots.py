@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SAMPLE_DATA, make_example
-from curation import users
+from curation.datasets.importing import import_file
+from curation.datasets.snapshots import create_snapshot, verify_snapshot
 from curation.errors import InvalidInput, PermissionDenied
-from curation.importing import import_file
-from curation.snapshots import create_snapshot, verify_snapshot
+from curation.people import users
 from curation.store import Store
 from schemas import ExampleFilter
 
@@ -164,7 +164,7 @@ def test_kill_9_during_snapshots_never_leaves_a_half_folder(tmp_path):
 
 
 def test_a_snapshot_breaking_critical_expectations_is_refused_unless_a_lead_overrides(tmp_path):
-    from curation.snapshots import SnapshotBlocked
+    from curation.datasets.snapshots import SnapshotBlocked
 
     store = approved_store(tmp_path / "g.db")
     with pytest.raises(SnapshotBlocked, match="no_leak_into_eval") as blocked:
@@ -181,7 +181,7 @@ def test_a_snapshot_breaking_critical_expectations_is_refused_unless_a_lead_over
 
 
 def test_duplicate_groups_make_the_same_snapshot_pass(tmp_path):
-    from curation.dedup import duplicate_groups
+    from curation.similarity.dedup import duplicate_groups
 
     store = approved_store(tmp_path / "g.db")
     snap = create_snapshot(store, "lee", "v1", eval_fraction=0.3, groups=duplicate_groups(store, methods=("near",)))

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curation.datasets.split import split
 from curation.errors import InvalidInput
-from curation.split import split
 
 items_strategy = st.lists(st.sampled_from(["claims", "billing", None, "roadside"]), min_size=2, max_size=120).map(
     lambda cats: [(i + 1, c) for i, c in enumerate(cats)]

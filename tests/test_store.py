@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import content, make_example
-from curation import workflow
 from curation.errors import Conflict, InvalidInput, NotFound
-from curation.migrations import migrations
+from curation.examples import workflow
 from curation.store import Store
+from curation.store.migrations import migrations
 from schemas import ExampleContent, ExampleFilter, Tags
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200).filter(lambda s: s.strip())

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, make_example
-from curation.snapshots import create_snapshot
+from curation.datasets.snapshots import create_snapshot
 from curation.store import Store
 from schemas.training import TrainConfig
 from tiny_lm import tiny_config, tiny_lm, train_here  # noqa: F401
@@ -28,7 +28,7 @@ pytestmark = [
 @pytest.fixture
 def gpu_snapshot(tmp_path: Path):
     """A few approved examples in a fresh store (no demo: the GPU machine needs no validation stack)."""
-    from curation import users
+    from curation.people import users
 
     store = Store(tmp_path / "goldsmith.db")
     for name, role in {"ada": "admin", "lee": "lead", "amy": "author", "rita": "reviewer"}.items():

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, make_example
-from curation.snapshots import create_snapshot
+from curation.datasets.snapshots import create_snapshot
 from curation.store import Store
 from tiny_lm import LEAD, DemoTemplate, copy_demo, demo_db, demo_template, tiny_config, tiny_lm, train_here  # noqa: F401
 from training import runs
@@ -225,7 +225,7 @@ def ddp_snapshot(request, tmp_path: Path, demo_template: DemoTemplate):  # noqa:
         yield store, demo_template.small_id, LEAD
         store.close()
         return
-    from curation import users
+    from curation.people import users
 
     store = Store(tmp_path / "goldsmith.db")
     for name, role in {"ada": "admin", "lee": "lead", "amy": "author", "rita": "reviewer"}.items():

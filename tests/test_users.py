@@ -1,8 +1,8 @@
 import pytest
 
 from conftest import PASSWORD, dump
-from curation import users
 from curation.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
+from curation.people import users
 
 
 def test_the_first_user_must_be_an_admin_and_needs_no_actor(store):

@@ -5,8 +5,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import GOOD_RUBRIC, content, dump, make_example
-from curation import taxonomy, users, workflow
 from curation.errors import Conflict, GoldsmithError, InvalidInput
+from curation.examples import taxonomy, workflow
+from curation.people import users
 from schemas import ReviewInput
 
 

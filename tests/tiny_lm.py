@@ -140,8 +140,8 @@ class DemoTemplate:
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> DemoTemplate:
     """The sample team loaded once (curation.demo) with snapshots of its approved examples."""
+    from curation.datasets.snapshots import create_snapshot
     from curation.demo import load_demo
-    from curation.snapshots import create_snapshot
     from curation.store import Store
     from schemas import ExampleFilter
 

@@ -4,7 +4,7 @@ An author asks a base model or a completed run's adapter (a playground model ref
 `base:NAME` or a run id) for a draft response to the prompt they are writing; a lead drafts an
 answer to every question of a gap topic at once, each saved as a draft example of one author.
 A drafted example carries its provenance in `metadata["drafted_by"]` (model, adapter, run,
-generation settings, the original text, when); curation.workflow refuses to submit it until a
+generation settings, the original text, when); curation.examples.workflow refuses to submit it until a
 person has edited the text or accepted it as is, and it is then reviewed like any example.
 """
 
@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curation import workflow
-from curation.coverage import gap_topic_work
 from curation.errors import InvalidInput
-from curation.permissions import require
+from curation.examples import workflow
+from curation.examples.taxonomy import check_tags
+from curation.insight.coverage import gap_topic_work
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.taxonomy import check_tags
-from curation.users import acting_user
 from schemas import Example, ExampleContent, Tags
 from training.playground import BASE_PREFIX, chat
 

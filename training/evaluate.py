@@ -16,11 +16,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-from curation.coverage import create_task
 from curation.errors import Conflict, InvalidInput, NotFound
-from curation.permissions import require
+from curation.insight.coverage import create_task
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.users import acting_user
 from schemas import Task
 from schemas.training import Comparison, Run, VoteInput, WinRate
 from training.data import collate, encode_records, loss_model, read_split

@@ -12,9 +12,9 @@ import threading
 from typing import Any
 
 from curation.errors import InvalidInput
-from curation.permissions import require
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store
-from curation.users import acting_user
 from schemas.training import Run
 
 BASE_PREFIX = "base:"

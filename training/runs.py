@@ -21,12 +21,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from curation.datasets.snapshots import verify_snapshot
 from curation.errors import Conflict, InvalidInput, NotFound
 from curation.osutil import pid_alive
-from curation.permissions import require
-from curation.snapshots import verify_snapshot
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.users import acting_user
 from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, MetricPoint, Run, RunEvent, TrainConfig
 from training.config import save_config
 

@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from app import ui
-from curation import review_queue, users
-from curation.taxonomy import get_guidelines, get_taxonomy, set_guidelines, set_taxonomy
+from curation.examples import review_queue
+from curation.examples.taxonomy import get_guidelines, get_taxonomy, set_guidelines, set_taxonomy
+from curation.people import users
 from schemas import ROLES
 
 user = ui.require_user("manage_users")

@@ -7,8 +7,8 @@ import json
 import streamlit as st
 
 from app import ui
-from curation.permissions import can
-from curation.taxonomy import get_taxonomy
+from curation.examples.taxonomy import get_taxonomy
+from curation.people.permissions import can
 from schemas import STATUSES, ExampleFilter
 
 user = ui.require_user()

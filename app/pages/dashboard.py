@@ -15,9 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from app import ui
-from curation import coverage, review_queue
-from curation.drafts_stats import drafted_share
-from curation.permissions import can
+from curation.examples import review_queue
+from curation.examples.drafts import drafted_share
+from curation.insight import coverage
+from curation.people.permissions import can
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 REFRESH_S = 3
@@ -136,7 +137,7 @@ keep_punctuation = st.checkbox(
     help='Case and spacing are always ignored; by default punctuation is too ("Is hail covered?" = "is hail covered").',
 )
 if st.button("Find duplicate clusters", icon=":material/content_copy:", disabled=not methods):
-    from curation.dedup import find_duplicates
+    from curation.similarity.dedup import find_duplicates
 
     with st.spinner("Comparing every example (signatures and embeddings are cached in the store)..."):
         found = ui.attempt(lambda: find_duplicates(store, methods, ignore_punctuation=not keep_punctuation))
@@ -166,7 +167,7 @@ if dups is not None:
                     keep = st.selectbox("Keep", cluster.ids)
                     note = st.text_input("Note")
                     if st.form_submit_button("Resolve"):
-                        from curation.dedup import resolve_duplicates
+                        from curation.similarity.dedup import resolve_duplicates
 
                         done = ui.attempt(
                             lambda c=cluster, r=resolution, k=keep, t=note: resolve_duplicates(

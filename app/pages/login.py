@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import ui
-from curation import sessions
 from curation.errors import AuthenticationFailed
+from curation.people import sessions
 
 signed_in = ui.current_user()
 if signed_in is not None:  # already signed in (e.g. just now): go to the user's first page

@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from app import ui
-from curation import monitoring
-from curation.permissions import can
+from curation.insight import monitoring
+from curation.people.permissions import can
 
 user = ui.require_user("manage_coverage")
 store = ui.store()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import ui
-from curation import review_queue, workflow
-from curation.drafts_stats import draft_diff, draft_label
+from curation.examples import review_queue, workflow
+from curation.examples.drafts import draft_diff, draft_label
 from schemas import RUBRIC, ReviewInput, Rubric
 
 user = ui.require_user("review_example")

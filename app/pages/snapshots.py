@@ -10,9 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from app import ui
-from curation.exporting import EXPORT_FORMATS
-from curation.snapshots import SnapshotBlocked, create_snapshot, verify_snapshot
-from curation.taxonomy import get_taxonomy
+from curation.datasets.exporting import EXPORT_FORMATS
+from curation.datasets.snapshots import SnapshotBlocked, create_snapshot, verify_snapshot
+from curation.examples.taxonomy import get_taxonomy
 from schemas import ExampleFilter
 
 user = ui.require_user("create_snapshot")
@@ -152,7 +152,7 @@ else:
 st.subheader("Export the approved examples")
 fmt = st.selectbox("Format", [f for f in EXPORT_FORMATS if f != "hf"], key="export_fmt")
 if st.button("Prepare the export", icon=":material/download:"):
-    from curation.exporting import export_bytes
+    from curation.datasets.exporting import export_bytes
 
     with st.spinner("Exporting..."):
         st.session_state["export"] = (fmt, ui.attempt(lambda: export_bytes(store, fmt, ExampleFilter(status="approved"))))

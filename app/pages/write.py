@@ -6,10 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app import ui
-from curation import coverage, workflow
-from curation.drafts_stats import draft_label
 from curation.errors import InvalidInput
-from curation.taxonomy import get_guidelines, get_taxonomy
+from curation.examples import workflow
+from curation.examples.drafts import draft_label
+from curation.examples.taxonomy import get_guidelines, get_taxonomy
+from curation.insight import coverage
 from schemas import Example, ExampleContent, ExampleFilter, Tags
 from training.drafts import create_drafted_example, draft_response, redraft_example
 from training.playground import base_ref

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from curation import workflow  # noqa: E402
 from curation.errors import Conflict  # noqa: E402
+from curation.examples import workflow  # noqa: E402
 from curation.store import Store  # noqa: E402
 from schemas import ExampleContent  # noqa: E402
 

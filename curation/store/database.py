@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound
-from curation.migrations import migrations
+from curation.store.migrations import migrations
 from schemas import Example, ExampleFilter, HistoryEntry, Message, Page, Review, Snapshot, Stats, Tags, User
 from schemas.reports import created_bounds
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from curation.coverage import DEFAULT_GAP_DISTANCE, DEFAULT_THRESHOLD, create_task, gap_topics, nearest_approved
+from curation.datasets.formats import DEFAULT_MAX_CHARS, FORMATS, detect_format, read_records
 from curation.errors import InvalidInput, NotFound
-from curation.importers import DEFAULT_MAX_CHARS, FORMATS, detect_format, read_records
-from curation.permissions import require
+from curation.insight.coverage import DEFAULT_GAP_DISTANCE, DEFAULT_THRESHOLD, create_task, gap_topics, nearest_approved
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.users import acting_user
 from schemas import Rejection, Task, content_hash
 from schemas.monitoring import (
     BAD_RATING,

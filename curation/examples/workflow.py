@@ -7,7 +7,7 @@
                                   approved / rejected ──archive──► archived
 
 Every function takes the acting username, checks the role and ownership rules in
-curation.permissions inside the write transaction, and changes nothing when refused.
+curation.people.permissions inside the write transaction, and changes nothing when refused.
 
 A model may draft, only a person approves: an example whose metadata carries `drafted_by` (see
 training.drafts) cannot be submitted until its author has edited the model's text or accepted
@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from curation.errors import InvalidInput
-from curation.permissions import require
-from curation.review_queue import needs_another_review
+from curation.examples.review_queue import needs_another_review
+from curation.examples.taxonomy import check_tags
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.taxonomy import check_tags
-from curation.users import acting_user
 from schemas import STATUSES, Example, ExampleContent, Review, ReviewInput
 
 EDITABLE = {"draft", "changes_requested", "approved"}
@@ -179,7 +179,7 @@ def accept_draft(store: Store, actor: str, example_id: int, expected_version: in
 def review_example(store: Store, actor: str, example_id: int, expected_version: int, review: ReviewInput) -> Review:
     """Record a reviewer's decision on the version they read and move the example on.
 
-    An example in the overlap share (curation.review_queue) needs two reviewers: the first review
+    An example in the overlap share (curation.examples.review_queue) needs two reviewers: the first review
     is recorded and leaves it submitted; the second decides.
 
     Raises:

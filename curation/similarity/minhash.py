@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from curation.groups import connected_components
+from curation.similarity.groups import connected_components
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash, MinHashLSH

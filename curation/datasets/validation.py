@@ -28,7 +28,7 @@ from typing import Any
 from curation.errors import InvalidInput
 from schemas import TAG_KEYS, Message, Taxonomy, content_hash
 
-# Kept here rather than imported from curation.snapshots, so snapshots may import validation.
+# Kept here rather than imported from curation.datasets.snapshots, so snapshots may import validation.
 SPLIT_FILES = {"train": "train.jsonl", "eval": "eval.jsonl"}
 REPORT_FILE = "validation.json"
 MAX_EXAMPLES = 20  # failing examples named per expectation; the count is always complete

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from curation.errors import InvalidInput
-from curation.permissions import require
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store
-from curation.users import acting_user
 from schemas import Example, Message, Review
 
 OVERLAP_KEY = "review_overlap"

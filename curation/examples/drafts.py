@@ -8,8 +8,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from curation.examples.workflow import drafted_by
 from curation.store import Store
-from curation.workflow import drafted_by
 from schemas import Example
 
 

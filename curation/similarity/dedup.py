@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from curation.errors import InvalidInput
-from curation.groups import connected_components
-from curation.permissions import require
+from curation.people.permissions import require
+from curation.people.users import acting_user
+from curation.similarity.groups import connected_components
 from curation.store import Store, now
-from curation.users import acting_user
 from schemas import DedupReport, DuplicateCluster, ExampleContent, LiveMatch, Message, normalised_hash
 
 METHODS = ("exact", "near", "semantic")
@@ -89,7 +89,7 @@ def _signatures(
     store: Store, texts: Sequence[str], params: Any, keys: Sequence[str] | None
 ) -> tuple[np.ndarray, int, Callable[[], None]]:
     """`signatures`, with the new ones still being cached: call the returned function to wait for that."""
-    from curation import minhash
+    from curation.similarity import minhash
 
     params = params or minhash.SketchParams()
     keys = list(keys) if keys is not None else [text_key(t) for t in texts]
@@ -109,7 +109,7 @@ def _signatures(
 
 def embeddings(store: Store, texts: Sequence[str], model: str | None = None) -> tuple[np.ndarray, int]:
     """Normalised embeddings for texts, from the store's cache where present. Returns (matrix, newly computed)."""
-    from curation.embeddings import get_embedder
+    from curation.similarity.embeddings import get_embedder
 
     embedder = get_embedder(model)
     keys = [text_key(t) for t in texts]
@@ -232,7 +232,7 @@ def find_duplicates(
     again, and a near or semantic cluster that repeats an exact (or near) one is reported once, as
     the stronger kind.
     """
-    from curation import minhash
+    from curation.similarity import minhash
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -287,7 +287,7 @@ def _without_repeats_and_resolved(store: Store, clusters: list[DuplicateCluster]
 
 def cross_split_pairs(train_texts: list[str], eval_texts: list[str]) -> set[tuple[int, int]]:
     """(train index, eval index) of near-duplicates across a split, for the leakage expectation."""
-    from curation import minhash
+    from curation.similarity import minhash
 
     if not train_texts or not eval_texts:
         return set()
@@ -373,6 +373,6 @@ def check_draft(
     Fast enough to run on every save: exact matches come from indexed hashes, near and semantic
     ones from an in-process index that is brought up to date incrementally (see LiveIndex).
     """
-    from curation.live import live_index
+    from curation.similarity.live import live_index
 
     return live_index(store, model=model, semantic=semantic).check(store, content, exclude_id=exclude_id)

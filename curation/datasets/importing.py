@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from curation.datasets.formats import DEFAULT_MAX_CHARS, FORMATS, detect_format, read_records
 from curation.errors import InvalidInput, PermissionDenied
-from curation.importers import DEFAULT_MAX_CHARS, FORMATS, detect_format, read_records
-from curation.permissions import can, require
+from curation.examples.taxonomy import get_taxonomy
+from curation.people.permissions import can, require
+from curation.people.users import acting_user
 from curation.store import Store
-from curation.taxonomy import get_taxonomy
-from curation.users import acting_user
 from schemas import ImportReport, Rejection, Tags
 
 IMPORT_STATUSES = ("draft", "submitted", "approved")
@@ -37,7 +37,7 @@ def import_file(
         store: the store.
         actor: the importing user; they become the author of every example.
         path: the file (OpenAI/TRL JSONL, Alpaca, ShareGPT, CSV, prompt/response JSONL).
-        fmt: "auto" or one of curation.importers.FORMATS.
+        fmt: "auto" or one of curation.datasets.formats.FORMATS.
         status: draft, submitted, or approved (leads only, for already-vetted data).
         tags: tags for records that do not set them themselves.
         max_chars: the longest message accepted.

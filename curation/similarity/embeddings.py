@@ -44,7 +44,7 @@ CALIBRATION_SIZE = 200  # 150 and 300 gave the same cosines here; 300 cost 7 s m
 CHECK_SIZE = 150  # held-out sample texts the build compares with fp32 (plus PROBES)
 SHORT_TOKENS = 32  # texts with fewer tokens (counting [CLS] and [SEP]) use the float graph; see _OpenVINOModel
 _PACKAGED = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-_SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+_SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 # Kept in float: layer 0's FFN output (its activations have outliers int8 cannot hold) and the attention
 # itself (OpenVINO 2026.4's CPU plugin returns wrong vectors for int8 attention inputs padded to 32 tokens).
 _FLOAT_PATTERNS = [r".*layer\.0\.output\.dense/.*", r".*layer\.0\.ffn\.lin2/.*"]
@@ -178,7 +178,7 @@ def calibration_texts() -> list[str]:
     shuffled with a fixed seed so every build calibrates on the same texts."""
     import random
 
-    from curation.importers import read_records
+    from curation.datasets.formats import read_records
 
     texts = []
     for file in sorted((_SAMPLE_DATA / "examples").glob("*")):

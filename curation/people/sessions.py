@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from curation.errors import AuthenticationFailed
+from curation.people.users import authenticate
 from curation.store import Store
-from curation.users import authenticate
 from schemas import User
 
 MAX_FAILURES = 5

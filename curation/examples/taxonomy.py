@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from curation.errors import InvalidInput, invalid
-from curation.permissions import require
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store
-from curation.users import acting_user
 from schemas import Tags, Taxonomy
 
 

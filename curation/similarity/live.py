@@ -45,7 +45,7 @@ class LiveIndex:
         near_threshold: float | None = None,
         semantic_threshold: float | None = None,
     ):
-        from curation import dedup, minhash
+        from curation.similarity import dedup, minhash
 
         self.model = model
         self.semantic = semantic
@@ -65,7 +65,7 @@ class LiveIndex:
 
     def refresh(self, store: Store) -> int:
         """Apply every example changed since the last refresh. Returns how many changed."""
-        from curation import dedup, minhash
+        from curation.similarity import dedup, minhash
 
         rows = list(
             store.db.query(
@@ -111,7 +111,7 @@ class LiveIndex:
         self.vectors = self._buffer[: used + len(vecs)]
 
     def check(self, store: Store, content: ExampleContent, *, exclude_id: int | None = None) -> list[LiveMatch]:
-        from curation import minhash
+        from curation.similarity import minhash
 
         with self._lock:
             self.refresh(store)
@@ -131,7 +131,7 @@ class LiveIndex:
                 if key not in found and similarity >= self.near_threshold:
                     found[key] = ("near", similarity)
             if self.semantic and len(self.ids):
-                from curation.embeddings import get_embedder
+                from curation.similarity.embeddings import get_embedder
 
                 query = get_embedder(self.model).embed([text])[0]
                 sims = self.vectors @ query
@@ -147,7 +147,7 @@ class LiveIndex:
 
 
 def _matches(store: Store, found: dict[int, tuple[str, float]]) -> list[LiveMatch]:
-    from curation.dedup import METHODS
+    from curation.similarity.dedup import METHODS
 
     if not found:
         return []

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from curation.errors import InvalidInput
-from curation.groups import connected_components
+from curation.similarity.groups import connected_components
 
 
 def _units(ids: Sequence[int], groups: Iterable[Iterable[int]]) -> list[list[int]]:

@@ -19,15 +19,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from curation.datasets.exporting import iter_examples
+from curation.datasets.split import split
+from curation.datasets.validation import ValidationOptions, validate_records
 from curation.errors import GoldsmithError, InvalidInput
-from curation.exporting import iter_examples
+from curation.examples.workflow import drafted_by
 from curation.osutil import fsync_dir, pid_alive
-from curation.permissions import require
-from curation.split import split
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.users import acting_user
-from curation.validation import ValidationOptions, validate_records
-from curation.workflow import drafted_by
 from schemas import Example, ExampleFilter, Snapshot
 
 FILES = ("train.jsonl", "eval.jsonl")
@@ -133,7 +133,7 @@ def create_snapshot(
         flt: narrows the approved set (tags, author, label); its status is always approved.
         groups: example ids that must stay on one side of the split (near-duplicate clusters).
         root: the folder that holds snapshot folders (default: beside the database).
-        validate: run the expectation suite (curation.validation) first; its report is saved
+        validate: run the expectation suite (curation.datasets.validation) first; its report is saved
             in the snapshot as validation.json.
         override_reason: a lead's reason to publish despite failed critical expectations; it is
             recorded in the manifest and the history. Without it such a snapshot is refused.
@@ -219,8 +219,8 @@ def create_snapshot(
 
 
 def _options(store: Store, max_tokens: int, tokenizer: str | None) -> ValidationOptions:
-    from curation.dedup import cross_split_pairs
-    from curation.taxonomy import get_taxonomy
+    from curation.examples.taxonomy import get_taxonomy
+    from curation.similarity.dedup import cross_split_pairs
 
     return ValidationOptions(
         taxonomy=get_taxonomy(store)[0], max_tokens=max_tokens, tokenizer=tokenizer, near_duplicate_pairs=cross_split_pairs

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from curation import workflow
+from curation.datasets.formats import read_questions
 from curation.errors import InvalidInput, NotFound, PermissionDenied
-from curation.importers import read_questions
-from curation.permissions import require
+from curation.examples import workflow
+from curation.examples.taxonomy import get_taxonomy
+from curation.people.permissions import require
+from curation.people.users import acting_user
 from curation.store import Store, now
-from curation.taxonomy import get_taxonomy
-from curation.users import acting_user
 from schemas import CoverageCell, CoverageReport, ExampleContent, GapTopic, MapPoint, QuestionMatch, Task
 
 DEFAULT_THRESHOLD = 0.5  # measured on the sample question log: see the README
@@ -67,7 +67,7 @@ def taxonomy_coverage(store: Store) -> list[CoverageCell]:
 
 def import_questions(store: Store, actor: str, path: Path) -> dict[str, Any]:
     """Add a log of real user questions (leads). Re-importing adds nothing; bad lines are reported."""
-    from curation.dedup import text_key
+    from curation.similarity.dedup import text_key
 
     added, duplicates, rejected = 0, 0, []
     with store.write():
@@ -163,7 +163,7 @@ def nearest_approved(store: Store, texts: list[str], model: str | None = None) -
         texts: the questions, non-empty.
         model: the embedding model (default: the offline all-MiniLM-L6-v2).
     """
-    from curation.dedup import embeddings
+    from curation.similarity.dedup import embeddings
 
     examples = list(store.db.query("SELECT id, prompt_text, category FROM examples WHERE status = 'approved' ORDER BY id"))
     q_vecs, _ = embeddings(store, texts, model)
@@ -354,7 +354,7 @@ def create_task(
     The question joins the question log with its source (e.g. `eval:run-1`), so coverage sees it
     too; a question already open as a task returns that task instead of a second one.
     """
-    from curation.dedup import text_key
+    from curation.similarity.dedup import text_key
 
     text = " ".join(text.split())
     if not text:

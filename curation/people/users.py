@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ValidationError
 
 from curation.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, invalid
-from curation.permissions import require
+from curation.people.permissions import require
 from curation.store import Store, now
 from schemas import ROLES, User
 

@@ -1,0 +1,1 @@
+"""Insight: coverage against targets and real questions, authoring tasks, and production monitoring."""
