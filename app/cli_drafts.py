@@ -18,7 +18,6 @@ from app.cli_common import (
     read_text_arg,
     table,
 )
-from curation.examples import workflow
 from schemas import Tags
 
 ModelRefOption = Annotated[
@@ -45,7 +44,8 @@ def draft_command(
     as_json: JsonOption = False,
 ) -> None:
     """Ask a model for a draft response to a prompt; --save keeps it as a draft example to edit or accept."""
-    from training.drafts import create_drafted_example, draft_response
+    from curation.examples.drafts import create_drafted_example
+    from training.drafts import draft_response
 
     store = open_store(db)
     messages = [{"role": "system", "content": read_text_arg(system)}] if system and read_text_arg(system).strip() else []
@@ -54,11 +54,11 @@ def draft_command(
     example = None
     if save:
         tags = parse_tags(tag, None, Tags())
-        example = create_drafted_example(store, as_user, messages, draft["provenance"], tags=tags)
+        example = create_drafted_example(store, as_user, messages, draft.provenance, tags=tags)
     if as_json:
-        emit_json({**draft, "example": example})
+        emit_json({**draft.model_dump(mode="json"), "example": example})
         return
-    typer.echo(draft["text"])
+    typer.echo(draft.text)
     if example is not None:
         typer.echo(
             f"\nSaved as draft example {example.id}. Edit it (`goldsmith edit {example.id} --response ...`) or accept it "
@@ -74,8 +74,9 @@ def accept_draft_command(
     as_user: AsOption = None,
 ) -> None:
     """Accept a model's draft response as is, so the example can be submitted (its author or a lead)."""
-    store = open_store(db)
-    example = workflow.accept_draft(store, as_user, example_id, version or store.get_example(example_id).version)
+    from curation.examples.drafts import accept_draft
+
+    example = accept_draft(open_store(db), as_user, example_id, version)
     typer.echo(f"Draft of example {example.id} accepted as is; submit it with `goldsmith submit {example.id}`.")
 
 

@@ -172,3 +172,17 @@ class Example(ExampleContent):
     version: int = Field(default=1, ge=1)
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def drafted_by(self) -> dict[str, Any] | None:
+        """The provenance of a model-drafted example (`metadata["drafted_by"]`: model, run, the draft), else None."""
+        mark = self.metadata.get("drafted_by")
+        return mark if isinstance(mark, dict) else None
+
+    @property
+    def draft_untouched(self) -> bool:
+        """A model draft whose response no person has edited (whitespace aside) or accepted yet: it cannot be submitted."""
+        mark = self.drafted_by
+        if mark is None or self.metadata.get("draft_accepted"):
+            return False
+        return " ".join(self.response.split()) == " ".join(str(mark.get("draft", "")).split())

@@ -21,11 +21,18 @@ from conftest import GOOD_RUBRIC, content, dump, make_example
 from curation.datasets.snapshots import create_snapshot
 from curation.errors import InvalidInput, NotFound, PermissionDenied
 from curation.examples import workflow
-from curation.examples.drafts import draft_diff, drafted_share, edit_distance
+from curation.examples.drafts import (
+    accept_draft,
+    create_drafted_example,
+    draft_diff,
+    drafted_share,
+    edit_distance,
+    redraft_example,
+)
 from curation.store import now
 from schemas import ReviewInput, Tags
 from tiny_lm import build_tiny_lm
-from training.drafts import create_drafted_example, draft_gap_topic, draft_response, redraft_example
+from training.drafts import draft_gap_topic, draft_response
 from training.playground import base_ref
 
 PROMPT = [{"role": "user", "content": "How do I file a claim?"}]
@@ -64,26 +71,27 @@ def manifest(snapshot) -> dict:
 
 def test_draft_edit_submit_review_snapshot_keeps_the_mark(team, tiny_lm, tmp_path):
     draft = draft_response(team, "amy", base_ref(str(tiny_lm)), PROMPT, max_new_tokens=8)
-    mark = draft["provenance"]
-    assert draft["text"] and mark["draft"] == draft["text"]
-    assert (mark["model"], mark["adapter"], mark["run_id"]) == (str(tiny_lm), None, None)
-    assert mark["generation"] == {"max_new_tokens": 8, "temperature": 0.0, "do_sample": False, "top_p": None}
-    assert mark["drafted_at"]
+    mark = draft.provenance
+    assert draft.text and mark.draft == draft.text
+    assert (mark.model, mark.adapter, mark.run_id) == (str(tiny_lm), None, None)
+    assert mark.generation.model_dump() == {"max_new_tokens": 8, "temperature": 0.0, "do_sample": False, "top_p": None}
+    assert mark.drafted_at
     ex = create_drafted_example(team, "amy", PROMPT, mark)
-    assert (ex.status, ex.author, ex.response, ex.metadata["drafted_by"]) == ("draft", "amy", draft["text"], mark)
+    stored = ex.metadata["drafted_by"]
+    assert (ex.status, ex.author, ex.response, stored) == ("draft", "amy", draft.text, mark.model_dump(mode="json"))
 
     ex = workflow.edit_example(team, "amy", ex.id, ex.version, content(response="File it in the Lakeshore app."))
     ex = workflow.submit_example(team, "amy", ex.id, ex.version)
     ex = approve(team, ex.id)
     make_example(team, "approved", prompt="When is my bill due?", response="On the first.")
-    assert ex.status == "approved" and ex.metadata["drafted_by"] == mark  # the mark survives review
+    assert ex.status == "approved" and ex.metadata["drafted_by"] == stored  # the mark survives review
 
     snap = create_snapshot(team, "lee", "v1", eval_fraction=0.0, validate=False, root=tmp_path / "snaps")
     assert snap.train == 2 and manifest(snap)["counts"]["model_drafted"] == 1
     history = team.history("example", ex.id)
     assert [(h.action, h.actor) for h in history] == [("create", "amy"), ("edit", "amy"), ("submit", "amy"), ("approve", "rita")]
     edit = history[1]
-    assert edit.before["messages"][-1]["content"] == draft["text"]  # the model's text ...
+    assert edit.before["messages"][-1]["content"] == draft.text  # the model's text ...
     assert edit.after["messages"][-1]["content"] == "File it in the Lakeshore app."  # ... and the person's change
 
 
@@ -110,10 +118,10 @@ def test_an_unedited_unaccepted_draft_cannot_be_submitted_nor_reach_a_snapshot(t
 def test_accept_draft_records_who_and_allows_submit(team, tmp_path):
     ex = drafted(team)
     with pytest.raises(PermissionDenied, match="belongs to amy"):
-        workflow.accept_draft(team, "al", ex.id, ex.version)
-    accepted = workflow.accept_draft(team, "amy", ex.id, ex.version)
+        accept_draft(team, "al", ex.id, ex.version)
+    accepted = accept_draft(team, "amy", ex.id, ex.version)
     assert accepted.metadata["draft_accepted"]["by"] == "amy" and accepted.metadata["drafted_by"]["draft"] == DRAFT
-    assert workflow.accept_draft(team, "amy", ex.id, accepted.version) == accepted  # accepting twice changes nothing
+    assert accept_draft(team, "amy", ex.id, accepted.version) == accepted  # accepting twice changes nothing
     last = team.history("example", ex.id)[-1]
     assert (last.action, last.actor, set(last.after)) == ("accept_draft", "amy", {"metadata"})
     ex = workflow.submit_example(team, "amy", ex.id, accepted.version)
@@ -125,19 +133,19 @@ def test_accept_draft_records_who_and_allows_submit(team, tmp_path):
 def test_accept_draft_refuses_what_is_not_an_untouched_draft(team):
     plain = make_example(team)
     with pytest.raises(InvalidInput, match="written by a person"):
-        workflow.accept_draft(team, "amy", plain.id, plain.version)
+        accept_draft(team, "amy", plain.id, plain.version)
     ex = drafted(team)
     ex = workflow.edit_example(team, "amy", ex.id, ex.version, content(response="My own answer."))
     with pytest.raises(InvalidInput, match="already differs from the model's draft; submit it"):
-        workflow.accept_draft(team, "amy", ex.id, ex.version)
+        accept_draft(team, "amy", ex.id, ex.version)
     ex = workflow.submit_example(team, "amy", ex.id, ex.version)
     with pytest.raises(InvalidInput, match="is submitted; only changes_requested or draft examples can be accepted"):
-        workflow.accept_draft(team, "amy", ex.id, ex.version)
+        accept_draft(team, "amy", ex.id, ex.version)
 
 
 def test_a_snapshot_refuses_a_model_draft_no_reviewer_approved(team, tmp_path):
     ex = drafted(team)
-    ex = workflow.accept_draft(team, "amy", ex.id, ex.version)
+    ex = accept_draft(team, "amy", ex.id, ex.version)
     ex = workflow.submit_example(team, "amy", ex.id, ex.version)
     workflow.bulk_set_status(team, "lee", [ex.id], "approved")  # a lead's bulk move is not a review
     with pytest.raises(InvalidInput, match=rf"examples {ex.id} started as model drafts and no reviewer approved"):
@@ -150,11 +158,11 @@ def test_a_snapshot_refuses_a_model_draft_no_reviewer_approved(team, tmp_path):
 
 def test_redraft_replaces_the_response_and_forgets_an_acceptance(team):
     ex = drafted(team)
-    ex = workflow.accept_draft(team, "amy", ex.id, ex.version)
+    ex = accept_draft(team, "amy", ex.id, ex.version)
     ex = redraft_example(team, "amy", ex.id, ex.version, PROMPT, provenance("A second draft."), tags=Tags(labels="drafted"))
     assert ex.response == "A second draft." and "draft_accepted" not in ex.metadata and ex.tags.labels == ("drafted",)
     assert team.history("example", ex.id)[-1].action == "draft_with_model"
-    assert workflow.draft_untouched(ex)
+    assert ex.draft_untouched
     approved = make_example(team, "approved")
     with pytest.raises(InvalidInput, match="only draft or changes_requested examples can take a model's draft"):
         redraft_example(team, "amy", approved.id, approved.version, PROMPT, provenance())
@@ -188,9 +196,9 @@ def test_a_runs_adapter_drafts_and_is_named_in_the_provenance(team, tiny_lm, tmp
     lora.save_pretrained(adapter)
     AutoTokenizer.from_pretrained(tiny_lm).save_pretrained(adapter)
     runs.finish(team, run.id, "completed", result={})
-    mark = draft_response(team, "lee", run.id, PROMPT, max_new_tokens=4, temperature=0.7)["provenance"]
-    assert (mark["model"], mark["adapter"], mark["run_id"]) == (str(tiny_lm), str(adapter), run.id)
-    assert mark["generation"]["do_sample"] and mark["generation"]["top_p"] == 0.95
+    mark = draft_response(team, "lee", run.id, PROMPT, max_new_tokens=4, temperature=0.7).provenance
+    assert (mark.model, mark.adapter, mark.run_id) == (str(tiny_lm), str(adapter), run.id)
+    assert mark.generation.do_sample and mark.generation.top_p == 0.95
 
 
 # ------------------------------------------------------------------------------------------ gap topics
@@ -231,7 +239,7 @@ def test_a_lead_drafts_a_gap_topic_for_an_author(team, tiny_lm):
 
 
 def test_drafted_share_on_known_data(team):
-    assert drafted_share(team) == {
+    assert drafted_share(team).model_dump() == {
         "approved": 0,
         "drafted": 0,
         "share": None,
@@ -243,14 +251,14 @@ def test_drafted_share_on_known_data(team):
     make_example(team, "approved")
     make_example(team, "approved", prompt="Is hail covered?", response="Yes.")
     kept = drafted(team, prompt="Q1?")
-    workflow.submit_example(team, "amy", kept.id, workflow.accept_draft(team, "amy", kept.id, kept.version).version)
+    workflow.submit_example(team, "amy", kept.id, accept_draft(team, "amy", kept.id, kept.version).version)
     approve(team, kept.id)
     changed = drafted(team, prompt="Q2?", text="Call us today.", run_id="run-1")
     changed = workflow.edit_example(team, "amy", changed.id, changed.version, content("Q2?", "Call us tomorrow, please."))
     workflow.submit_example(team, "amy", changed.id, changed.version)
     approve(team, changed.id)
     drafted(team, prompt="Q3?")  # not approved: not counted
-    stats = drafted_share(team)
+    stats = drafted_share(team).model_dump()
     distance = edit_distance("Call us today.", "Call us tomorrow, please.")
     assert 0 < distance < 1 and edit_distance("same", "same") == 0
     assert stats == {
@@ -359,7 +367,7 @@ def test_review_page_shows_the_draft_badge_and_diff(app_store):
 def test_dashboard_shows_the_drafted_share_and_a_leads_draft_form(app_store):
     make_example(app_store, "approved")
     ex = drafted(app_store)
-    workflow.submit_example(app_store, "amy", ex.id, workflow.accept_draft(app_store, "amy", ex.id, ex.version).version)
+    workflow.submit_example(app_store, "amy", ex.id, accept_draft(app_store, "amy", ex.id, ex.version).version)
     approve(app_store, ex.id)
     gap_topic(app_store, ["Where do I send photos?"])
     at = page(app_store, "lee", "dashboard")

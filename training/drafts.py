@@ -4,8 +4,9 @@ An author asks a base model or a completed run's adapter (a playground model ref
 `base:NAME` or a run id) for a draft response to the prompt they are writing; a lead drafts an
 answer to every question of a gap topic at once, each saved as a draft example of one author.
 A drafted example carries its provenance in `metadata["drafted_by"]` (model, adapter, run,
-generation settings, the original text, when); curation.examples.workflow refuses to submit it until a
-person has edited the text or accepted it as is, and it is then reviewed like any example.
+generation settings, the original text, when); curation.examples.drafts saves it and
+curation.examples.workflow refuses to submit it until a person has edited the text or accepted
+it as is, and it is then reviewed like any example.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import InvalidInput
-from curation.examples import workflow
-from curation.examples.taxonomy import check_tags
+from curation.examples.drafts import create_drafted_example
 from curation.insight.coverage import gap_topic_work
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
-from schemas import Example, ExampleContent, Tags
+from schemas import Example
+from schemas.drafts import Draft, DraftProvenance
 from training.playground import BASE_PREFIX, chat
 
 TOP_P = 0.95  # what training.evaluate.generate samples with when the temperature is above 0
@@ -45,7 +46,7 @@ def draft_response(
     *,
     max_new_tokens: int = 256,
     temperature: float = 0.0,
-) -> dict[str, Any]:
+) -> Draft:
     """A model's draft of the response to a conversation that ends with the user's turn.
 
     Args:
@@ -57,8 +58,8 @@ def draft_response(
         temperature: 0 for greedy decoding; above 0 samples (top-p 0.95).
 
     Returns:
-        `{"text": the draft, "provenance": {"model", "adapter", "run_id", "generation", "draft",
-        "drafted_at"}}`; the provenance is what `metadata["drafted_by"]` of the example records.
+        The draft's text and its provenance (model, adapter, run, generation settings, the text,
+        when), which `metadata["drafted_by"]` of a drafted example records.
 
     Raises:
         InvalidInput: a bad conversation, setting or model reference, or an empty answer.
@@ -73,91 +74,10 @@ def draft_response(
         "do_sample": temperature > 0,
         "top_p": TOP_P if temperature > 0 else None,
     }
-    provenance = {**_model_of(store, model_ref), "generation": generation, "draft": text, "drafted_at": now()}
-    return {"text": text, "provenance": provenance}
-
-
-def _with_draft(messages_with_prompt: list[dict[str, str]], provenance: dict[str, Any], tags: Tags | None) -> ExampleContent:
-    draft = provenance.get("draft")
-    if not isinstance(draft, str) or not draft.strip():
-        raise InvalidInput("the provenance holds no draft text; get one from draft_response first")
-    turns = [{"role": m["role"], "content": m["content"]} for m in messages_with_prompt]
-    return ExampleContent.model_validate({"messages": [*turns, {"role": "assistant", "content": draft}], "tags": tags or Tags()})
-
-
-def create_drafted_example(
-    store: Store,
-    actor: str,
-    messages_with_prompt: list[dict[str, str]],
-    provenance: dict[str, Any],
-    *,
-    tags: Tags | None = None,
-    author: str | None = None,
-    source: str = "manual",
-    source_id: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> Example:
-    """Save a model's draft as a new draft example, marked as model-drafted.
-
-    Args:
-        store: the store.
-        actor: who saves it (its author, unless `author` names another).
-        messages_with_prompt: the conversation up to the user's turn the draft answers.
-        provenance: `draft_response(...)["provenance"]`; its `draft` becomes the final assistant turn.
-        tags: the example's tags.
-        author: the author the example is assigned to (a lead drafting for an author).
-        source, source_id, metadata: where it came from (metadata gains `drafted_by`).
-    """
-    content = _with_draft(messages_with_prompt, provenance, tags)
-    with store.write():
-        user = acting_user(store, actor)
-        require(user, "create_example")
-        owner = user
-        if author is not None and author.strip().lower() != user.username:
-            require(user, "manage_coverage")  # only a lead assigns work to another author
-            owner = store.get_user(author)
-            require(owner, "create_example")
-        check_tags(store, content.tags)
-        return store.insert_example(
-            messages=content.messages,
-            tags=content.tags,
-            author=owner.username,
-            status="draft",
-            actor=user.username,
-            source=source,
-            source_id=source_id,
-            metadata={**(metadata or {}), "drafted_by": provenance},
-        )
-
-
-def redraft_example(
-    store: Store,
-    actor: str,
-    example_id: int,
-    expected_version: int,
-    messages_with_prompt: list[dict[str, str]],
-    provenance: dict[str, Any],
-    *,
-    tags: Tags | None = None,
-) -> Example:
-    """Replace an editable draft's conversation with `messages_with_prompt` plus the model's draft.
-
-    The example becomes model-drafted (a previous acceptance no longer counts). Only drafts and
-    changes_requested examples take a draft: an approved one would go straight back to review.
-    """
-    with store.write():
-        user = acting_user(store, actor)
-        example = store.get_example(example_id)
-        require(user, "edit_example", example)
-        if example.status not in workflow.SUBMITTABLE:
-            raise InvalidInput(
-                f"example {example.id} is {example.status}; only draft or changes_requested examples can take a model's draft"
-            )
-        content = _with_draft(messages_with_prompt, provenance, tags or example.tags)
-        check_tags(store, content.tags)
-        metadata = {k: v for k, v in example.metadata.items() if k != "draft_accepted"} | {"drafted_by": provenance}
-        changes = {"messages": content.messages, "tags": content.tags, "metadata": metadata}
-        return store.update_example(example_id, expected_version, user.username, "draft_with_model", changes)
+    provenance = DraftProvenance.model_validate(
+        {**_model_of(store, model_ref), "generation": generation, "draft": text, "drafted_at": now()}
+    )
+    return Draft(text=text, provenance=provenance)
 
 
 def draft_gap_topic(
@@ -205,7 +125,7 @@ def draft_gap_topic(
                     store,
                     actor,
                     prompt,
-                    draft["provenance"],
+                    draft.provenance,
                     author=author,
                     source=GAP_SOURCE,
                     source_id=str(qid),

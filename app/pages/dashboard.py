@@ -111,21 +111,21 @@ drafts = drafted_share(store)
 d1, d2, d3 = st.columns(3)
 d1.metric(
     "Approved that started as drafts",
-    f"{drafts['share']:.0%}" if drafts["share"] is not None else "n/a",
-    help=f"{drafts['drafted']} of {drafts['approved']} approved examples started as a model's draft.",
+    f"{drafts.share:.0%}" if drafts.share is not None else "n/a",
+    help=f"{drafts.drafted} of {drafts.approved} approved examples started as a model's draft.",
 )
 d2.metric(
     "Accepted unchanged",
-    f"{drafts['unchanged_share']:.0%}" if drafts["unchanged_share"] is not None else "n/a",
-    help=f"{drafts['accepted_unchanged']} approved drafts kept the model's text word for word.",
+    f"{drafts.unchanged_share:.0%}" if drafts.unchanged_share is not None else "n/a",
+    help=f"{drafts.accepted_unchanged} approved drafts kept the model's text word for word.",
 )
 d3.metric(
     "Mean change by the experts",
-    f"{drafts['mean_edit_distance']:.0%}" if drafts["mean_edit_distance"] is not None else "n/a",
+    f"{drafts.mean_edit_distance:.0%}" if drafts.mean_edit_distance is not None else "n/a",
     help="Normalised edit distance from the model's draft to the approved response (1 - difflib ratio): 0% unchanged.",
 )
-if drafts["by_model"]:
-    st.caption("Drafted by: " + "; ".join(f"{ui.safe_markdown_text(m)} ({n})" for m, n in drafts["by_model"].items()))
+if drafts.by_model:
+    st.caption("Drafted by: " + "; ".join(f"{ui.safe_markdown_text(m)} ({n})" for m, n in drafts.by_model.items()))
 
 # ------------------------------------------------------------------------------------------ duplicates
 st.subheader("Duplicate clusters")

@@ -47,7 +47,7 @@ st.caption(
     f"by {example.author} · version {example.version} · {ui.tags_line(example)}"
     + (" · gets two independent reviews" if double else "")
 )
-mark = workflow.drafted_by(example)
+mark = example.drafted_by
 if mark is not None:
     accepted = example.metadata.get("draft_accepted") or {}
     st.info(

@@ -8,11 +8,11 @@ import streamlit as st
 from app import ui
 from curation.errors import InvalidInput
 from curation.examples import workflow
-from curation.examples.drafts import draft_label
+from curation.examples.drafts import accept_draft, create_drafted_example, draft_label, redraft_example
 from curation.examples.taxonomy import get_guidelines, get_taxonomy
 from curation.insight import coverage
 from schemas import Example, ExampleContent, ExampleFilter, Tags
-from training.drafts import create_drafted_example, draft_response, redraft_example
+from training.drafts import draft_response
 from training.playground import base_ref
 from training.runs import list_runs
 
@@ -122,22 +122,22 @@ with editor_tab:
                 st.info(f"This example is {example.status}; only drafts, changes requested and approved examples can be edited.")
         else:
             st.markdown("**New example**")
-        mark = workflow.drafted_by(example) if example is not None else None
+        mark = example.drafted_by if example is not None else None
         if mark is not None:
             accepted = example.metadata.get("draft_accepted") or {}
             if accepted:
                 state = f"Accepted as is by {accepted.get('by')}."
-            elif workflow.draft_untouched(example):
+            elif example.draft_untouched:
                 state = "The response is still the model's text: edit it, or accept it as is, before submitting."
             else:
                 state = "Edited since the draft."
             st.info(
                 f"Started as a model draft ({ui.safe_markdown_text(draft_label(mark))}). {state}", icon=":material/smart_toy:"
             )
-            can_accept = workflow.draft_untouched(example) and example.status in workflow.SUBMITTABLE
+            can_accept = example.draft_untouched and example.status in workflow.SUBMITTABLE
             accept_key = f"accept-{example.id}-{read_version}"
             if can_accept and st.button("Accept the draft as is", key=accept_key, icon=":material/done_all:"):
-                accepted_example = ui.attempt(lambda: workflow.accept_draft(store, user.username, example.id, read_version))
+                accepted_example = ui.attempt(lambda: accept_draft(store, user.username, example.id, read_version))
                 if accepted_example:
                     st.session_state["write_version"] = accepted_example.version
                     st.session_state["write_flash"] = f"Draft of example {example.id} accepted as is; you can submit it now."
@@ -218,8 +218,8 @@ with editor_tab:
                 tags_draft = Tags.model_validate(tags_in)
                 draft = draft_response(store, user.username, model_ref, msgs, max_new_tokens=max_new_tokens)
                 if example is None:
-                    return create_drafted_example(store, user.username, msgs, draft["provenance"], tags=tags_draft)
-                return redraft_example(store, user.username, example.id, read_version, msgs, draft["provenance"], tags=tags_draft)
+                    return create_drafted_example(store, user.username, msgs, draft.provenance, tags=tags_draft)
+                return redraft_example(store, user.username, example.id, read_version, msgs, draft.provenance, tags=tags_draft)
 
             with st.spinner(f"{ui.safe_markdown_text(model_label)} is drafting (the first draft also loads the model)..."):
                 drafted = ui.attempt(_draft)

@@ -23,7 +23,6 @@ from curation.datasets.exporting import iter_examples
 from curation.datasets.split import split
 from curation.datasets.validation import ValidationOptions, validate_records
 from curation.errors import GoldsmithError, InvalidInput
-from curation.examples.workflow import drafted_by
 from curation.osutil import fsync_dir, pid_alive
 from curation.people.permissions import require
 from curation.people.users import acting_user
@@ -94,7 +93,7 @@ def _drafts_without_review(store: Store, examples: Iterable[Example]) -> list[in
     """Model-drafted examples whose current text no reviewer approved: a model may draft, only a person approves."""
     missing = []
     for e in examples:
-        if drafted_by(e) is None:
+        if e.drafted_by is None:
             continue
         reviewed = False
         for h in store.history("example", e.id):  # oldest first: a text change needs a later approving review
@@ -199,7 +198,7 @@ def create_snapshot(
             "train": len(train_ids),
             "eval": len(eval_ids),
             "groups_kept_together": sum(1 for g in groups if len(set(g) & examples.keys()) > 1),
-            "model_drafted": sum(1 for e in examples.values() if drafted_by(e) is not None),
+            "model_drafted": sum(1 for e in examples.values() if e.drafted_by is not None),
             "train_tags": _tag_counts(examples[i] for i in train_ids),
             "eval_tags": _tag_counts(examples[i] for i in eval_ids),
         },

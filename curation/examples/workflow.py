@@ -10,8 +10,8 @@ Every function takes the acting username, checks the role and ownership rules in
 curation.people.permissions inside the write transaction, and changes nothing when refused.
 
 A model may draft, only a person approves: an example whose metadata carries `drafted_by` (see
-training.drafts) cannot be submitted until its author has edited the model's text or accepted
-it as is (`accept_draft`), and then it is reviewed like any other example.
+curation.examples.drafts) cannot be submitted until its author has edited the model's text or
+accepted it as is (`drafts.accept_draft`), and then it is reviewed like any other example.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from curation.examples.review_queue import needs_another_review
 from curation.examples.taxonomy import check_tags
 from curation.people.permissions import require
 from curation.people.users import acting_user
-from curation.store import Store, now
+from curation.store import Store
 from schemas import STATUSES, Example, ExampleContent, Review, ReviewInput
 
 EDITABLE = {"draft", "changes_requested", "approved"}
@@ -47,7 +47,7 @@ def _either(values: Iterable[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def _state_error(example: Example, doing: str, allowed: Iterable[str]) -> InvalidInput:
+def state_error(example: Example, doing: str, allowed: Iterable[str]) -> InvalidInput:
     return InvalidInput(f"example {example.id} is {example.status}; only {_either(allowed)} examples can be {doing}")
 
 
@@ -89,7 +89,7 @@ def edit_example(store: Store, actor: str, example_id: int, expected_version: in
         example = store.get_example(example_id)
         require(user, "edit_example", example)
         if example.status not in EDITABLE:
-            raise _state_error(example, "edited", EDITABLE)
+            raise state_error(example, "edited", EDITABLE)
         check_tags(store, content.tags)
         changes: dict[str, Any] = {"messages": content.messages, "tags": content.tags}
         if example.status == "approved" and (content.messages, content.tags) != (example.messages, example.tags):
@@ -106,30 +106,12 @@ def _move(
         example = store.get_example(example_id)
         require(user, f"{action}_example", example)
         if example.status not in allowed:
-            raise _state_error(example, f"{action}{'t' if action == 'submit' else ''}ed", allowed)
+            raise state_error(example, f"{action}{'t' if action == 'submit' else ''}ed", allowed)
         return store.update_example(example_id, expected_version, user.username, action, {"status": target})
 
 
-def drafted_by(example: Example) -> dict[str, Any] | None:
-    """The provenance of a model-drafted example (model, adapter, run, generation, the draft), else None."""
-    mark = example.metadata.get("drafted_by")
-    return mark if isinstance(mark, dict) else None
-
-
-def _same_text(a: str, b: str) -> bool:
-    return " ".join(a.split()) == " ".join(b.split())
-
-
-def draft_untouched(example: Example) -> bool:
-    """A model draft whose response no person has changed or accepted yet (it cannot be submitted)."""
-    mark = drafted_by(example)
-    if mark is None or example.metadata.get("draft_accepted"):
-        return False
-    return _same_text(example.response, str(mark.get("draft", "")))
-
-
 def _untouched_error(example: Example) -> InvalidInput:
-    model = (drafted_by(example) or {}).get("model", "a model")
+    model = (example.drafted_by or {}).get("model", "a model")
     return InvalidInput(
         f"example {example.id}'s response is still {model}'s draft, unchanged; edit it, or accept it as is "
         f"(the Write page's Accept the draft as is, or `goldsmith accept-draft {example.id}`), then submit it"
@@ -144,36 +126,10 @@ def submit_example(store: Store, actor: str, example_id: int, expected_version: 
     """
     with store.write():
         example = store.get_example(example_id)
-        if example.status in SUBMITTABLE and draft_untouched(example):
+        if example.status in SUBMITTABLE and example.draft_untouched:
             require(acting_user(store, actor), "submit_example", example)  # a stranger learns nothing about it
             raise _untouched_error(example)
         return _move(store, actor, example_id, expected_version, "submit", SUBMITTABLE, "submitted")
-
-
-def accept_draft(store: Store, actor: str, example_id: int, expected_version: int) -> Example:
-    """Accept a model's draft response as is, so the example can be submitted (its author or a lead).
-
-    Records `draft_accepted: {"by", "at"}` in the example's metadata, with a history row.
-
-    Raises:
-        InvalidInput: the example is not a model draft, is not a draft or changes_requested
-            example, or its response already differs from the draft (submit it instead).
-    """
-    with store.write():
-        user = acting_user(store, actor)
-        example = store.get_example(example_id)
-        require(user, "submit_example", example)
-        mark = drafted_by(example)
-        if mark is None:
-            raise InvalidInput(f"example {example.id} was written by a person, not drafted by a model; no draft to accept")
-        if example.status not in SUBMITTABLE:
-            raise _state_error(example, "accepted as drafted", SUBMITTABLE)
-        if example.metadata.get("draft_accepted"):
-            return example
-        if not _same_text(example.response, str(mark.get("draft", ""))):
-            raise InvalidInput(f"example {example.id}'s response already differs from the model's draft; submit it as it is")
-        metadata = {**example.metadata, "draft_accepted": {"by": user.username, "at": now()}}
-        return store.update_example(example_id, expected_version, user.username, "accept_draft", {"metadata": metadata})
 
 
 def review_example(store: Store, actor: str, example_id: int, expected_version: int, review: ReviewInput) -> Review:
@@ -190,7 +146,7 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
         example = store.get_example(example_id)
         require(user, "review_example", example)
         if example.status != "submitted":
-            raise _state_error(example, "reviewed", {"submitted"})
+            raise state_error(example, "reviewed", {"submitted"})
         first_of_two = needs_another_review(store, example, user.username)
         if first_of_two:  # refuse a stale read before recording anything (nothing about the example changes)
             store.update_example(example_id, expected_version, user.username, "review", {})
@@ -244,7 +200,7 @@ def bulk_set_status(store: Store, actor: str, example_ids: Iterable[int], status
         require(user, "bulk_set_status")
         examples = [store.get_example(i) for i in ids]
         blocked = [f"{e.id} ({e.status})" for e in examples if e.status not in BULK_FROM[status]]
-        untouched = [str(e.id) for e in examples if status == "submitted" and e.status in SUBMITTABLE and draft_untouched(e)]
+        untouched = [str(e.id) for e in examples if status == "submitted" and e.status in SUBMITTABLE and e.draft_untouched]
         if untouched and not blocked:  # a model's draft goes to review only after a person has edited or accepted it
             raise InvalidInput(
                 f"{', '.join(untouched)} still hold a model's draft unchanged; their authors must edit or accept "
