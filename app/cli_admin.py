@@ -36,7 +36,7 @@ def user_add(
     generate_password: Annotated[bool, typer.Option(help="Generate a password and print it once.")] = False,
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Add a user. The first user of a new store must be an admin and needs no --as.
@@ -72,7 +72,7 @@ def user_set_role(
     username: str,
     role: Annotated[str, typer.Argument(help="author, reviewer, lead or admin.")],
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Change a user's role (admins)."""
@@ -81,7 +81,7 @@ def user_set_role(
     emit_json(user) if as_json else typer.echo(f"{user.username} is now {user.role}.")
 
 
-def _set_active(db: Path, as_user: str | None, username: str, active: bool) -> None:
+def _set_active(db: Path, as_user: str, username: str, active: bool) -> None:
     store = open_store(db)
     user_service.set_active(store, as_user, username, active, store.get_user(username).version)
     typer.echo(f"{username} is {'active again' if active else 'deactivated'}.")
@@ -89,14 +89,14 @@ def _set_active(db: Path, as_user: str | None, username: str, active: bool) -> N
 
 @user_app.command("deactivate")
 @handle_errors
-def user_deactivate(username: str, db: DbOption = DEFAULT_DB, as_user: AsOption = None) -> None:
+def user_deactivate(username: str, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
     """Stop a user from signing in; their examples and history stay (admins)."""
     _set_active(db, as_user, username, False)
 
 
 @user_app.command("activate")
 @handle_errors
-def user_activate(username: str, db: DbOption = DEFAULT_DB, as_user: AsOption = None) -> None:
+def user_activate(username: str, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
     """Let a deactivated user sign in again (admins)."""
     _set_active(db, as_user, username, True)
 
@@ -107,7 +107,7 @@ def user_passwd(
     username: str,
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Set a password: your own, or anyone's if you are an admin."""
     store = open_store(db)
@@ -138,7 +138,7 @@ def taxonomy_show(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> Non
 def taxonomy_set(
     file: Annotated[Path, typer.Argument(help="JSON file: categories, response_types, knowledge_areas, targets.")],
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Replace the taxonomy from a JSON file (admins)."""
     try:
@@ -161,7 +161,7 @@ def guidelines_show(db: DbOption = DEFAULT_DB) -> None:
 @guidelines_app.command("set")
 @handle_errors
 def guidelines_set(
-    file: Annotated[Path, typer.Argument(help="A Markdown file.")], db: DbOption = DEFAULT_DB, as_user: AsOption = None
+    file: Annotated[Path, typer.Argument(help="A Markdown file.")], db: DbOption = DEFAULT_DB, as_user: AsOption = ""
 ) -> None:
     """Replace the writing guidelines from a Markdown file (admins)."""
     store = open_store(db)

@@ -26,8 +26,13 @@ DbOption = Annotated[
     typer.Option("--db", envvar="GOLDSMITH_DB", help="The Goldsmith database file (env GOLDSMITH_DB).", show_default=True),
 ]
 AsOption = Annotated[
-    str | None,
-    typer.Option("--as", envvar="GOLDSMITH_USER", help="Who is acting, for permissions and history (env GOLDSMITH_USER)."),
+    str,
+    typer.Option(
+        "--as",
+        envvar="GOLDSMITH_USER",
+        show_default=False,
+        help="Who is acting, for permissions and history (env GOLDSMITH_USER).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DEFAULT_DB = Path("goldsmith.db")

@@ -95,7 +95,7 @@ def resolve_command(
     keep: Annotated[int | None, typer.Option(help="The example to keep (keep_one, merge).")] = None,
     note: Annotated[str, typer.Option(help="Why, for the history.")] = "",
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Resolve a duplicate cluster (leads): keep one, merge, or mark as intended variation."""
@@ -117,7 +117,7 @@ def coverage_command(
     with_map: Annotated[bool, typer.Option("--map/--no-map", help="Include the 2-D map points in --json output.")] = False,
     model: ModelOption = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Coverage: approved examples against taxonomy targets and against real questions, with gap topics."""
@@ -179,7 +179,7 @@ def tasks_create(
     assignee: Annotated[str, typer.Option(help="The author who will answer the questions.")],
     limit: Annotated[int | None, typer.Option(help="At most this many questions.")] = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Turn a gap topic's questions into authoring tasks for an author (leads)."""
     from curation.insight.coverage import create_tasks
@@ -195,7 +195,7 @@ def tasks_complete(
     response: Annotated[str, typer.Option(help="Your answer to the task's question.")],
     draft: Annotated[bool, typer.Option(help="Save the new example as a draft instead of submitting it.")] = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Answer a task's question: creates the example (submitted for review) and closes the task."""
     from curation.insight.coverage import complete_task

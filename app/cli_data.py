@@ -44,7 +44,7 @@ def import_command(
     tag: TagOption = None,
     max_chars: Annotated[int, typer.Option(min=1, help="Reject records with a message longer than this.")] = DEFAULT_MAX_CHARS,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Import examples from a file: every good record in, every bad one reported with its line.
@@ -110,7 +110,7 @@ def snapshot_create(
         str | None, typer.Option(help="Publish despite failed critical expectations (leads); the reason is recorded.")
     ] = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Cut a validated snapshot of the approved examples (leads): train/eval JSONL, manifest, validation report.

@@ -40,7 +40,7 @@ def draft_command(
     max_new_tokens: MaxTokensOption = 256,
     temperature: TemperatureOption = 0.0,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Ask a model for a draft response to a prompt; --save keeps it as a draft example to edit or accept."""
@@ -71,7 +71,7 @@ def accept_draft_command(
     example_id: Annotated[int, typer.Argument(help="The model-drafted example.")],
     version: Annotated[int | None, typer.Option("--version", help="The version you read (default: current).")] = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Accept a model's draft response as is, so the example can be submitted (its author or a lead)."""
     from curation.examples.drafts import accept_draft
@@ -88,7 +88,7 @@ def draft_gap_command(
     max_new_tokens: MaxTokensOption = 256,
     temperature: TemperatureOption = 0.0,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Draft an answer to every question of a gap topic, as draft examples of one author (leads)."""

@@ -121,7 +121,7 @@ def new(
     label: LabelOption = None,
     submit: Annotated[bool, typer.Option(help="Send it to review now instead of saving a draft.")] = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Write a new example (you are its author)."""
@@ -140,7 +140,7 @@ def edit(
     label: LabelOption = None,
     version: VersionOption = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Edit an example. Editing an approved example sends it back to review."""
@@ -156,7 +156,7 @@ def edit(
         typer.echo(f"Saved example {example_id} (version {example.version}, {example.status}).")
 
 
-def submit(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = None) -> None:
+def submit(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
     """Send your draft (or reworked example) to review."""
     store = open_store(db)
     example = workflow.submit_example(store, as_user, example_id, version or store.get_example(example_id).version)
@@ -177,7 +177,7 @@ def review(
     completeness: Annotated[int | None, typer.Option(min=1, max=5, help="Rubric score 1-5.")] = None,
     version: VersionOption = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Approve, reject or request changes on a submitted example, with rubric scores."""
@@ -195,7 +195,7 @@ def review(
     emit_json(result) if as_json else typer.echo(f"Example {example_id}: {result.decision.replace('_', ' ')} recorded.")
 
 
-def archive(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = None) -> None:
+def archive(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
     """Archive an approved or rejected example (leads). It stays in the store."""
     store = open_store(db)
     workflow.archive_example(store, as_user, example_id, version or store.get_example(example_id).version)
@@ -207,7 +207,7 @@ def set_status(
     example_ids: Annotated[list[int], typer.Argument(help="The examples to move.")],
     comment: Annotated[str, typer.Option(help="Why (needed for rejected and changes_requested).")] = "",
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Move many examples to one status at once (leads). All or nothing."""
     moved = workflow.bulk_set_status(open_store(db), as_user, example_ids, status, comment=comment)
@@ -346,7 +346,7 @@ def demo(
 def review_overlap(
     share: Annotated[float | None, typer.Argument(help="Share of examples that get two reviews, 0-1 (omit to show it).")] = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
 ) -> None:
     """Show or set the share of examples that get two independent reviews (admins set it)."""
     from curation.examples import review_queue

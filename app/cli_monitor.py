@@ -37,7 +37,7 @@ def logs_import(
     ] = "auto",
     max_chars: Annotated[int, typer.Option(min=1, help="Reject records with a message longer than this.")] = DEFAULT_MAX_CHARS,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Import production conversations into the log store (leads). They never become examples.
@@ -120,7 +120,7 @@ def monitor_task(
     assignee: Annotated[str, typer.Option(help="The author who will answer the questions.")],
     label: Annotated[str | None, typer.Option(help="The gap topic the logs come from, for the task's note.")] = None,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Turn production logs' questions into authoring tasks (leads); the note carries the rating."""

@@ -22,12 +22,6 @@ ProcessesOption = Annotated[
 DetachOption = Annotated[bool, typer.Option("--detach", help="Start the run in the background and return at once.")]
 
 
-def _require_actor(as_user: str | None) -> str:
-    if not as_user:
-        raise InvalidInput("say who is acting with --as USER (or GOLDSMITH_USER)")
-    return as_user
-
-
 def _execute(db: Path, run_id: str, *, processes: int, detach: bool, as_json: bool) -> None:
     """Run the worker: in the background (--detach), or in the foreground with its progress on stderr."""
     from training import runs
@@ -83,7 +77,7 @@ def train_command(
     processes: ProcessesOption = 1,
     detach: DetachOption = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Fine-tune a LoRA adapter on a snapshot (leads). Ctrl+C or SIGTERM saves a checkpoint; resume with `runs resume`."""
@@ -93,7 +87,7 @@ def train_command(
     overrides = parse_overrides(setting or [])
     overrides.update({"base_model": base_model, "max_steps": max_steps})
     cfg = load_config(config, overrides)
-    run = create_run(open_store(db), _require_actor(as_user), snapshot, cfg, name=name)
+    run = create_run(open_store(db), as_user, snapshot, cfg, name=name)
     if not as_json:
         typer.echo(f"Run {run.id}: {cfg.base_model} on snapshot {run.snapshot_id}, config {run.config_hash}", err=True)
     _execute(db, run.id, processes=processes, detach=detach, as_json=as_json)
@@ -106,7 +100,7 @@ def runs_resume(
     processes: ProcessesOption = 1,
     detach: DetachOption = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Resume an interrupted, died, failed or cancelled run from its last complete checkpoint (leads)."""
@@ -116,7 +110,7 @@ def runs_resume(
     from training.runs import get_run
 
     store = open_store(db)
-    require(acting_user(store, _require_actor(as_user)), "launch_training")
+    require(acting_user(store, as_user), "launch_training")
     run = get_run(store, run_id)
     if run.status not in RESUMABLE_STATUSES:
         raise InvalidInput(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE_STATUSES)} runs can be resumed")
@@ -208,12 +202,12 @@ def runs_metrics(
 @runs_app.command("cancel")
 @handle_errors
 def runs_cancel(
-    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")], db: DbOption = DEFAULT_DB, as_user: AsOption = None
+    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")], db: DbOption = DEFAULT_DB, as_user: AsOption = ""
 ) -> None:
     """Stop a running run (leads): it saves a checkpoint and ends as cancelled."""
     from training.runs import cancel_run
 
-    run = cancel_run(open_store(db), _require_actor(as_user), run_id)
+    run = cancel_run(open_store(db), as_user, run_id)
     typer.echo(f"Cancel requested for {run.id}; it stops after its current step.")
 
 
@@ -223,15 +217,13 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eval prompts.")] = None,
     force: Annotated[bool, typer.Option(help="Regenerate even if reviewers already voted (deletes the votes).")] = False,
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Eval loss and perplexity for base and tuned, and answers to every eval prompt for the blind side-by-side (leads)."""
     from training.evaluate import evaluate_run
 
-    report = evaluate_run(
-        open_store(db), _require_actor(as_user), run_id, max_new_tokens=max_new_tokens, limit=limit, force=force
-    )
+    report = evaluate_run(open_store(db), as_user, run_id, max_new_tokens=max_new_tokens, limit=limit, force=force)
     if as_json:
         emit_json(report)
         return
@@ -248,7 +240,7 @@ def eval_command(
 def judge_next(
     run_id: Annotated[str, typer.Argument(help="The evaluated run.")],
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Show the next comparison you have not judged: the prompt and answers A and B (which is which stays hidden)."""
@@ -256,7 +248,7 @@ def judge_next(
     from training.runs import get_run
 
     store = open_store(db)
-    item = next_comparison(store, _require_actor(as_user), get_run(store, run_id).id)
+    item = next_comparison(store, as_user, get_run(store, run_id).id)
     if as_json:
         emit_json(None if item is None else item.model_dump(mode="json", exclude={"tuned_is"}))
         return
@@ -280,7 +272,7 @@ def judge_vote(
     ] = None,
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Judge a comparison blind; afterwards you are told which answer the tuned model wrote."""
@@ -294,9 +286,7 @@ def judge_vote(
         if key not in RUBRIC or not value.strip().isdigit():
             raise InvalidInput(f"--score needs NAME=1..5 with NAME one of {', '.join(RUBRIC)}; got {pair!r}")
         rubric[key] = int(value)
-    result = vote(
-        open_store(db), _require_actor(as_user), comparison_id, VoteInput(choice=choice.lower(), rubric=rubric, comment=comment)
-    )
+    result = vote(open_store(db), as_user, comparison_id, VoteInput(choice=choice.lower(), rubric=rubric, comment=comment))
     if as_json:
         emit_json(result)
         return
@@ -333,13 +323,13 @@ def judge_task(
     assignee: Annotated[str, typer.Option(help="The author who will write a better example.")],
     note: Annotated[str, typer.Option(help="What was wrong.")] = "",
     db: DbOption = DEFAULT_DB,
-    as_user: AsOption = None,
+    as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Send a comparison's prompt back to an author as an authoring task."""
     from training.evaluate import task_from_comparison
 
-    task = task_from_comparison(open_store(db), _require_actor(as_user), comparison_id, assignee, note=note)
+    task = task_from_comparison(open_store(db), as_user, comparison_id, assignee, note=note)
     if as_json:
         emit_json(task)
         return

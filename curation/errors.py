@@ -15,6 +15,10 @@ class InvalidInput(GoldsmithError):
     """The input is malformed or breaks a rule."""
 
 
+class MissingActor(InvalidInput):
+    """An action that is done as someone was asked for without naming who (bad usage, like a missing option)."""
+
+
 class NotFound(GoldsmithError):
     """The thing named does not exist."""
 

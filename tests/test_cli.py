@@ -134,7 +134,7 @@ def test_multi_turn_from_a_file_and_edit_keeps_what_is_not_named(db, tmp_path):
         (["new", "--prompt", "x", "--as", "amy"], 2, "give --prompt and --response"),
         (["new", "--prompt", "x", "--response", " ", "--as", "amy"], 2, "content is empty"),
         (["new", "--prompt", "x", "--response", "y", "--tag", "colour=red", "--as", "amy"], 2, "--tag needs KEY=VALUE"),
-        (["new", "--prompt", "x", "--response", "y"], 1, "name the acting user"),
+        (["new", "--prompt", "x", "--response", "y"], 2, "say who is acting with --as USER"),
         (["new", "--prompt", "x", "--response", "y", "--as", "rita"], 1, "rita is a reviewer and cannot create example"),
         (["review", "1", "--approve", "--reject", "--as", "rita"], 2, "exactly one of"),
         (["review", "1", "--approve", "--accuracy", "5", "--as", "rita"], 2, "missing --tone"),

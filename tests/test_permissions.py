@@ -4,7 +4,7 @@ PermissionDenied and leaves every table exactly as it was."""
 import pytest
 
 from conftest import GOOD_RUBRIC, content, dump, make_example
-from curation.errors import PermissionDenied
+from curation.errors import MissingActor, PermissionDenied
 from curation.examples import taxonomy, workflow
 from curation.people import users
 from curation.people.permissions import ACTIONS, can
@@ -124,7 +124,7 @@ def test_deactivated_users_can_do_nothing(team):
 
 
 def test_unknown_or_missing_actor_is_refused(team):
-    for who in (None, "", "mallory"):
-        with pytest.raises(PermissionDenied):
+    for who, error in ((None, MissingActor), ("", MissingActor), (" ", MissingActor), ("mallory", PermissionDenied)):
+        with pytest.raises(error):
             workflow.create_example(team, who, content())
     assert team.db["examples"].count == 0

@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import PASSWORD, dump
-from curation.errors import AuthenticationFailed, Conflict, InvalidInput, PermissionDenied
+from curation.errors import AuthenticationFailed, Conflict, InvalidInput, MissingActor, PermissionDenied
 from curation.people import users
 
 
@@ -11,7 +11,7 @@ def test_the_first_user_must_be_an_admin_and_needs_no_actor(store):
     admin, generated = users.add_user(store, None, "ada", "admin")
     assert admin.role == "admin" and generated and len(generated) >= 12
     assert users.authenticate(store, "ada", generated).username == "ada"
-    with pytest.raises(PermissionDenied):  # once someone exists, adding needs an admin
+    with pytest.raises(MissingActor, match="say who is acting"):  # once someone exists, adding needs an admin
         users.add_user(store, None, "eve", "admin", password=PASSWORD)
 
 

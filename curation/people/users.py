@@ -8,7 +8,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ValidationError
 
-from curation.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied, invalid
+from curation.errors import AuthenticationFailed, InvalidInput, MissingActor, NotFound, PermissionDenied, invalid
 from curation.people.permissions import require
 from curation.store import Store, now
 from schemas import ROLES, User
@@ -18,9 +18,14 @@ _hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended pa
 
 
 def acting_user(store: Store, username: str | None) -> User:
-    """The user an action is done as; PermissionDenied when nobody (or nobody real) is named."""
-    if not username:
-        raise PermissionDenied("name the acting user (--as USER, or GOLDSMITH_USER)")
+    """The user an action is done as.
+
+    Raises:
+        MissingActor: nobody is named (the CLI reports it as bad usage, exit 2).
+        PermissionDenied: the name is nobody's.
+    """
+    if not username or not username.strip():
+        raise MissingActor("say who is acting with --as USER (or GOLDSMITH_USER)")
     try:
         return store.get_user(username.strip().lower())
     except NotFound:
