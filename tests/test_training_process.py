@@ -158,7 +158,7 @@ def test_sigterm_saves_a_checkpoint_and_a_second_worker_is_refused(demo_db, demo
     assert train_steps(store, run.id) == list(range(1, step + 1))  # flushed before it ended
     events = [(e.kind, e.message) for e in runs.events(store, run.id)]
     assert events[-2:] == [
-        ("checkpoint_saved", f"stopped at step {step}; resume with --resume {run.id}"),
+        ("checkpoint_saved", f"stopped at step {step}; resume with `goldsmith runs resume {run.id}`"),
         ("interrupted", "interrupted"),
     ]
     assert not (run_dir / "adapter").exists()
