@@ -7,9 +7,20 @@ from typing import Annotated
 
 import typer
 
-from app.cli_common import DEFAULT_DB, AsOption, DbOption, JsonOption, emit_json, handle_errors, one_line, open_store, table
+from app.cli_common import (
+    DEFAULT_DB,
+    AsOption,
+    DbOption,
+    JsonOption,
+    emit_json,
+    handle_errors,
+    one_line,
+    open_store,
+    parse_tags,
+    table,
+)
 from curation.errors import InvalidInput
-from schemas import ExampleContent
+from schemas import DEFAULT_MAX_TOKENS, ExampleContent, Tags
 
 tasks_app = typer.Typer(help="Authoring tasks made from gap topics: list, create, complete.", no_args_is_help=True)
 ModelOption = Annotated[str | None, typer.Option(help="Embedding model (default: the offline all-MiniLM-L6-v2).")]
@@ -56,35 +67,39 @@ def check_command(
     example_id: Annotated[
         int | None, typer.Option("--example", help="Check a stored example instead (it is not matched to itself).")
     ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="The draft's tags, KEY=VALUE (category, response_type, knowledge_area).")
+    ] = None,
     semantic: Annotated[bool, typer.Option(help="Also look for semantic matches (loads the embedding model).")] = True,
+    max_tokens: Annotated[int, typer.Option(min=1, help="The target model's context limit.")] = DEFAULT_MAX_TOKENS,
     model: ModelOption = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Live check of a draft: existing examples it repeats (exact, near, semantic) and guideline warnings."""
-    from curation.similarity.dedup import check_draft
+    """Check a draft as the Write page does: duplicates it repeats, personal data, guideline rules, tags, length."""
+    from curation.examples.checks import check_draft
 
     store = open_store(db)
     if example_id is not None:
         content: ExampleContent = store.get_example(example_id)
     elif prompt and response:
-        content = ExampleContent.from_pair(prompt, response)
+        content = ExampleContent.from_pair(prompt, response, tags=parse_tags(tag, None, Tags()))
     else:
         raise InvalidInput("give --prompt and --response, or --example ID")
-    from curation.examples.guideline_rules import guideline_warnings
-
-    matches = check_draft(store, content, exclude_id=example_id, model=model, semantic=semantic)
-    warnings = guideline_warnings(content)
+    report = check_draft(store, content, exclude_id=example_id, model=model, semantic=semantic, max_tokens=max_tokens)
     if as_json:
-        emit_json({"matches": matches, "guideline_warnings": warnings})
+        emit_json(report)
         return
-    for warning in warnings:
-        typer.echo(f"Guideline: {warning}")
-    if not matches:
+    typer.echo(f"About {report.tokens} tokens (limit {report.max_tokens}).")
+    for warning in report.warnings:
+        typer.echo(f"Warning: {warning}")
+    if report.note:
+        typer.echo(report.note)
+    if not report.matches:
         typer.echo("No duplicates found.")
         return
     table(
-        [[m.kind, f"{m.similarity:.2f}", m.example_id, m.status, one_line(m.prompt)] for m in matches],
+        [[m.kind, f"{m.similarity:.2f}", m.example_id, m.status, one_line(m.prompt)] for m in report.matches],
         ["KIND", "SIMILARITY", "EXAMPLE", "STATUS", "PROMPT"],
     )
 
@@ -99,12 +114,14 @@ def resolve_command(
     as_json: JsonOption = False,
 ) -> None:
     """Resolve a duplicate cluster (leads): keep one, merge, or mark as intended variation."""
-    from curation.similarity.dedup import resolve_duplicates
+    from curation.examples.duplicates import resolve_duplicates
 
     result = resolve_duplicates(open_store(db), as_user, example_ids, resolution, keep_id=keep, note=note)
-    emit_json(result) if as_json else typer.echo(
-        f"Recorded {resolution} for examples {', '.join(map(str, result['example_ids']))}."
-    )
+    if as_json:
+        emit_json(result)
+        return
+    archived = f"; archived {', '.join(map(str, result.archived))}" if result.archived else ""
+    typer.echo(f"Recorded {resolution} for examples {', '.join(map(str, result.example_ids))}{archived}.")
 
 
 def coverage_command(
@@ -130,8 +147,9 @@ def coverage_command(
         emit_json({"imported_questions": imported, **report.model_dump(mode="json")})
         return
     if imported:
-        known, bad = imported["duplicates"], len(imported["rejected"])
-        typer.echo(f"Imported {imported['imported']} questions ({known} already known, {bad} rejected).")
+        typer.echo(
+            f"Imported {imported.imported} questions ({imported.duplicates} already known, {len(imported.rejected)} rejected)."
+        )
     typer.echo("Taxonomy cells, thinnest first:")
     table(
         [[c.category, c.response_type, c.approved, c.target if c.target is not None else "-", c.gap] for c in report.cells[:15]],
@@ -160,7 +178,7 @@ def tasks_list(
     as_json: JsonOption = False,
 ) -> None:
     """List authoring tasks."""
-    from curation.insight.coverage import list_tasks
+    from curation.insight.tasks import list_tasks
 
     tasks = list_tasks(open_store(db), assignee=assignee, status=None if status == "all" else status)
     if as_json:
@@ -182,7 +200,7 @@ def tasks_create(
     as_user: AsOption = "",
 ) -> None:
     """Turn a gap topic's questions into authoring tasks for an author (leads)."""
-    from curation.insight.coverage import create_tasks
+    from curation.insight.tasks import create_tasks
 
     created = create_tasks(open_store(db), as_user, gap_topic, assignee, limit=limit)
     typer.echo(f"Created {len(created)} tasks for {assignee}.")
@@ -198,7 +216,7 @@ def tasks_complete(
     as_user: AsOption = "",
 ) -> None:
     """Answer a task's question: creates the example (submitted for review) and closes the task."""
-    from curation.insight.coverage import complete_task
+    from curation.insight.tasks import complete_task
 
     task = complete_task(open_store(db), as_user, task_id, response, submit=not draft)
     typer.echo(f"Task {task.id} done: example {task.example_id}.")

@@ -119,24 +119,18 @@ def snapshot_create(
     expectation refuses the snapshot (exit 1) unless a lead gives --override-reason.
     """
     from curation.datasets.snapshots import SnapshotBlocked
-    from curation.similarity.dedup import duplicate_groups
 
-    store = open_store(db)
     tags = parse_tags(tag, None, Tags()).model_dump(exclude={"labels"})
-    methods = {"both": ("near", "semantic"), "near": ("near",), "semantic": ("semantic",), "none": ()}.get(groups)
-    if methods is None:
-        raise InvalidInput(f"--groups takes near, semantic, both or none; got {groups!r}")
-    clusters = duplicate_groups(store, methods=methods) if methods else []
     try:
         snap = create_snapshot(
-            store,
+            open_store(db),
             as_user,
             name,
             eval_fraction=eval_fraction,
             seed=seed,
             flt=ExampleFilter(**tags),
+            groups=groups,
             root=out,
-            groups=clusters,
             max_tokens=max_tokens,
             tokenizer=tokenizer,
             override_reason=override_reason,
@@ -162,29 +156,19 @@ def validate_command(
     as_json: JsonOption = False,
 ) -> None:
     """Run the expectation suite on a snapshot and save validation.json beside its files. Exit 1 on a critical failure."""
-    from curation.datasets.validation import ValidationOptions, validate_snapshot
-    from curation.examples.taxonomy import get_taxonomy
-    from curation.similarity.dedup import cross_split_pairs
+    from curation.datasets.snapshots import revalidate_snapshot
 
-    store = open_store(db)
-    path = Path(key)
-    if not path.is_dir():
-        path = Path(store.get_snapshot(key).path)
-    options = ValidationOptions(
-        taxonomy=get_taxonomy(store)[0], max_tokens=max_tokens, tokenizer=tokenizer, near_duplicate_pairs=cross_split_pairs
-    )
-    report = validate_snapshot(path, options)
+    path, report = revalidate_snapshot(open_store(db), key, max_tokens=max_tokens, tokenizer=tokenizer)
     if as_json:
         emit_json(report)
     else:
-        for entry in report["expectations"]:
-            mark = "ok  " if entry["success"] else ("FAIL" if entry["severity"] == "critical" else "warn")
+        for entry in report.expectations:
+            mark = "ok  " if entry.success else ("FAIL" if entry.severity == "critical" else "warn")
             typer.echo(
-                f"{mark} {entry['name']}: {entry['unexpected_count']} examples"
-                + ("" if entry["success"] else f" - {entry['description']}")
+                f"{mark} {entry.name}: {entry.unexpected_count} examples" + ("" if entry.success else f" - {entry.description}")
             )
         typer.echo(f"Report saved to {path / 'validation.json'}.")
-    if not report["success"]:
+    if not report.success:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -216,7 +200,7 @@ def snapshot_show(
         emit_json({"snapshot": snap, "manifest": manifest})
         return
     typer.echo(f"Snapshot {snap.id} ({snap.name}) at {snap.path}: files match the manifest")
-    typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
 @snapshot_app.command("verify")
@@ -225,12 +209,12 @@ def snapshot_verify(
     key: Annotated[str, typer.Argument(help="Snapshot id, name, or the path of a snapshot folder.")], db: DbOption = DEFAULT_DB
 ) -> None:
     """Check a snapshot's files against its manifest (sha256 and counts)."""
-    path = Path(key)
-    if not path.is_dir():
-        path = Path(open_store(db).get_snapshot(key).path)
+    from curation.datasets.snapshots import snapshot_folder
+
+    path = snapshot_folder(open_store(db), key) if not Path(key).is_dir() else Path(key)
     try:
         manifest = verify_snapshot(path)
     except InvalidInput as error:
         typer.echo(f"FAILED: {error}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
-    typer.echo(f"OK: {path} matches its manifest ({manifest['counts']['train']} train, {manifest['counts']['eval']} eval).")
+    typer.echo(f"OK: {path} matches its manifest ({manifest.counts.train} train, {manifest.counts.eval} eval).")

@@ -158,8 +158,7 @@ def edit(
 
 def submit(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
     """Send your draft (or reworked example) to review."""
-    store = open_store(db)
-    example = workflow.submit_example(store, as_user, example_id, version or store.get_example(example_id).version)
+    example = workflow.submit_example(open_store(db), as_user, example_id, version)
     typer.echo(f"Example {example.id} submitted for review.")
 
 
@@ -190,15 +189,13 @@ def review(
         missing = ", ".join(f"--{k}" for k, v in scores.items() if v is None)
         raise InvalidInput(f"give all four rubric scores or none; missing {missing}")
     review_input = ReviewInput(decision=decisions[0], rubric=Rubric(**scores) if all(given) else None, comment=comment)
-    store = open_store(db)
-    result = workflow.review_example(store, as_user, example_id, version or store.get_example(example_id).version, review_input)
+    result = workflow.review_example(open_store(db), as_user, example_id, version, review_input)
     emit_json(result) if as_json else typer.echo(f"Example {example_id}: {result.decision.replace('_', ' ')} recorded.")
 
 
 def archive(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
     """Archive an approved or rejected example (leads). It stays in the store."""
-    store = open_store(db)
-    workflow.archive_example(store, as_user, example_id, version or store.get_example(example_id).version)
+    workflow.archive_example(open_store(db), as_user, example_id, version)
     typer.echo(f"Example {example_id} archived.")
 
 
@@ -316,8 +313,9 @@ def stats(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
 
 def demo(
     db: DbOption = Path("demo.db"),
-    sample_dir: Annotated[Path, typer.Option(help="The sample data folder.")] = Path(__file__).resolve().parent.parent
-    / "sample_data",
+    sample_dir: Annotated[
+        Path | None, typer.Option(help="A folder shaped like sample_data/ (default: the bundled sample team).")
+    ] = None,
     password: Annotated[str | None, typer.Option(help="One password for every demo user (default: generated).")] = None,
     as_json: JsonOption = False,
 ) -> None:

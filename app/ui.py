@@ -11,8 +11,7 @@ import html
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +117,6 @@ def show_error(error: Exception) -> None:
         raise error
 
 
-@contextmanager
-def errors_shown() -> Iterator[None]:
-    """Run a user action; Goldsmith and validation errors become st.error sentences."""
-    try:
-        yield
-    except (GoldsmithError, ValidationError) as error:
-        show_error(error)
-
-
 def attempt(action: Callable[[], Any]) -> Any:
     """Call `action`; on a user-caused error show it and return None."""
     try:
@@ -216,44 +206,3 @@ def renew_form_token(name: str) -> None:
 def link_to_example(example_id: int, label: str | None = None) -> None:
     """A link to an example on the Browse page (in-app navigation: the session is kept)."""
     st.page_link("pages/browse.py", label=label or f"Example {example_id}", query_params={"id": str(example_id)})
-
-
-# ------------------------------------------------------------------------------------------ draft checks
-
-MAX_TOKENS = 2048  # the target model's context limit the snapshot validation uses by default
-
-
-class DraftChecks:
-    """What the live check found in a saved draft."""
-
-    def __init__(self, matches: list, warnings: list[str], tokens: int, note: str = ""):
-        self.matches, self.warnings, self.tokens, self.max_tokens, self.note = matches, warnings, tokens, MAX_TOKENS, note
-
-
-def draft_checks(store: Store, content: Any, exclude_id: int | None) -> DraftChecks:
-    """Duplicates (curation.similarity.dedup.check_draft), personal data, guideline rules, missing tags, and a token estimate."""
-    from curation.datasets.validation import EMAIL_REGEX, PHONE_REGEX, card_number
-    from curation.examples.guideline_rules import guideline_warnings
-    from curation.similarity.dedup import check_draft
-
-    note = ""
-    try:
-        matches = check_draft(store, content, exclude_id=exclude_id)
-    except Exception as error:  # noqa: BLE001 - no embedding model (or a failing one): exact and near matches still count
-        matches = check_draft(store, content, exclude_id=exclude_id, semantic=False)
-        note = f"Semantic duplicates were not checked ({type(error).__name__}: {error})."
-    warnings = []
-    for m in content.messages:
-        if re.search(EMAIL_REGEX, m.content):
-            warnings.append(f"The {m.role} turn contains an email address; replace it with a placeholder.")
-        if re.search(PHONE_REGEX, m.content):
-            warnings.append(f"The {m.role} turn contains a personal phone number; replace it with a placeholder.")
-        card = card_number(m.content)
-        if card:
-            warnings.append(f"The {m.role} turn contains a payment card number ({card}); remove it.")
-    warnings += guideline_warnings(content)
-    missing = [k.replace("_", " ") for k in ("category", "response_type", "knowledge_area") if not getattr(content.tags, k)]
-    if missing:
-        warnings.append(f"Tag the example with its {', '.join(missing)} so coverage counts it.")
-    tokens = -(-sum(len(m.content) for m in content.messages) // 3)  # validation's conservative estimate
-    return DraftChecks(matches, list(dict.fromkeys(warnings)), tokens, note)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.bench_store import fill  # noqa: E402
-from curation.similarity import dedup  # noqa: E402
+from curation.similarity import cache, live  # noqa: E402
 from curation.similarity.embeddings import get_embedder  # noqa: E402
 from curation.similarity.live import LiveIndex  # noqa: E402
 from curation.store import Store  # noqa: E402
@@ -40,8 +40,8 @@ def seed_embeddings(store: Store) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((len(rows), embedder.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    keys = [dedup.text_key(f"{r['prompt_text']}\n{r['response_text']}") for r in rows]
-    dedup._save(store, "embeddings", "model", embedder.model_key, keys, vectors)
+    keys = [cache.text_key(f"{r['prompt_text']}\n{r['response_text']}") for r in rows]
+    cache._save(store, "embeddings", "model", embedder.model_key, keys, vectors)
 
 
 def main() -> None:
@@ -63,12 +63,12 @@ def main() -> None:
                 prompt, response = f"Brand new question {i} about a rental car abroad", f"Here is what to do {i}."
             drafts.append(ExampleContent.from_pair(prompt, response))
         start = time.perf_counter()
-        dedup.check_draft(store, drafts[0])
+        live.find_matches(store, drafts[0])
         warm_s = time.perf_counter() - start
         times = []
         for draft in drafts:
             start = time.perf_counter()
-            dedup.check_draft(store, draft)
+            live.find_matches(store, draft)
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
         p50, p95 = statistics.median(times), times[int(0.95 * len(times)) - 1]

@@ -183,6 +183,61 @@ def mfu(tokens_per_s: float, params: int) -> float | None:
     return 4 * params * tokens_per_s / (peak * 1e12) if peak else None
 
 
+def run_sides(model: str, steps: int) -> dict[str, dict]:
+    """Each side in its own process on the same store and snapshot: what it measured, plus its wall time."""
+    from training.models import resolve_base_model
+
+    sides = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        db, snapshot = setup(Path(tmp))
+        resolve_base_model(model)  # convert once, outside the timed sides
+        for side in ("goldsmith", "trl"):
+            started = time.monotonic()
+            command = [sys.executable, __file__, "--side", side, "--db", db, "--snapshot", snapshot]
+            proc = subprocess.run([*command, "--model", model, "--steps", str(steps)], capture_output=True, text=True)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if proc.returncode or line is None:
+                sys.exit(f"{side} failed:\n{proc.stderr[-4000:]}")
+            sides[side] = {**json.loads(line[7:]), "wall_s": time.monotonic() - started}
+            print(side, sides[side], flush=True)
+    return sides
+
+
+def parameters(model: str) -> int:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from training.models import resolve_base_model
+
+    with torch.device("meta"):
+        return sum(
+            p.numel()
+            for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_base_model(model))).parameters()
+        )
+
+
+def table_rows(ours: dict, base: dict, params: int, gpu: bool) -> list[tuple[str, str, str, str]]:
+    speedup = ours["tokens_per_s"] / base["tokens_per_s"]
+    memory = ours["peak_memory_mb"] / base["peak_memory_mb"]
+    checkpointing = ", gradient checkpointing" if base.get("gradient_checkpointing") else ""
+    rows = [
+        ("tokens/s (real tokens, inside steps)", f"{ours['tokens_per_s']:.0f}", f"{base['tokens_per_s']:.0f}", f"{speedup:.2f}x"),
+        ("peak memory (MB)", f"{ours['peak_memory_mb']:.0f}", f"{base['peak_memory_mb']:.0f}", f"{memory:.2f}x"),
+        (
+            "eval loss after training",
+            f"{ours['eval_loss']:.4f}",
+            f"{base['eval_loss']:.4f}",
+            f"base model {ours['base_eval_loss']:.4f}",
+        ),
+        ("tokens trained", str(ours["train_tokens"]), str(base["train_tokens"]), ""),
+        ("precision", ours["precision"], base["precision"] + checkpointing, ""),
+    ]
+    if gpu:
+        ours_mfu, base_mfu = 100 * mfu(ours["tokens_per_s"], params), 100 * mfu(base["tokens_per_s"], params)
+        rows.append(("MFU (4N FLOPs/token, dense bf16 peak)", f"{ours_mfu:.2f}%", f"{base_mfu:.2f}%", ""))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=12)
@@ -198,80 +253,11 @@ def main() -> None:
         return
     import torch
 
-    from training.models import resolve_base_model
-
-    with tempfile.TemporaryDirectory() as tmp:
-        db, snapshot = setup(Path(tmp))
-        resolve_base_model(args.model)  # convert once, outside the timed sides
-        sides = {}
-        for side in ("goldsmith", "trl"):
-            started = time.monotonic()
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--side",
-                    side,
-                    "--db",
-                    db,
-                    "--snapshot",
-                    snapshot,
-                    "--model",
-                    args.model,
-                    "--steps",
-                    str(args.steps),
-                ],
-                capture_output=True,
-                text=True,
-            )
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if proc.returncode or line is None:
-                sys.exit(f"{side} failed:\n{proc.stderr[-4000:]}")
-            sides[side] = {**json.loads(line[7:]), "wall_s": time.monotonic() - started}
-            print(side, sides[side], flush=True)
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        params = sum(
-            p.numel()
-            for p in AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_base_model(args.model))).parameters()
-        )
-    ours, base = sides["goldsmith"], sides["trl"]
-    speedup = ours["tokens_per_s"] / base["tokens_per_s"]
+    sides = run_sides(args.model, args.steps)
+    params = parameters(args.model)
     gpu = torch.cuda.is_available()
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / ("training_gpu.md" if gpu else "training_cpu.md")
     load = os.getloadavg()[0]
-    rows = [
-        ("tokens/s (real tokens, inside steps)", f"{ours['tokens_per_s']:.0f}", f"{base['tokens_per_s']:.0f}", f"{speedup:.2f}x"),
-        (
-            "peak memory (MB)",
-            f"{ours['peak_memory_mb']:.0f}",
-            f"{base['peak_memory_mb']:.0f}",
-            f"{ours['peak_memory_mb'] / base['peak_memory_mb']:.2f}x",
-        ),
-        (
-            "eval loss after training",
-            f"{ours['eval_loss']:.4f}",
-            f"{base['eval_loss']:.4f}",
-            f"base model {ours['base_eval_loss']:.4f}",
-        ),
-        ("tokens trained", str(ours["train_tokens"]), str(base["train_tokens"]), ""),
-        (
-            "precision",
-            ours["precision"],
-            base["precision"] + (", gradient checkpointing" if base.get("gradient_checkpointing") else ""),
-            "",
-        ),
-    ]
-    if gpu:
-        rows.append(
-            (
-                "MFU (4N FLOPs/token, dense bf16 peak)",
-                f"{100 * mfu(ours['tokens_per_s'], params):.2f}%",
-                f"{100 * mfu(base['tokens_per_s'], params):.2f}%",
-                "",
-            )
-        )
     text = [
         f"# Training throughput: Goldsmith vs TRL SFTTrainer defaults ({'GPU' if gpu else 'CPU'})",
         "",
@@ -281,7 +267,7 @@ def main() -> None:
         "",
         "| measure | Goldsmith | TRL SFTTrainer (defaults) | ratio |",
         "|---|---|---|---|",
-        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table_rows(sides["goldsmith"], sides["trl"], params, gpu)),
         "",
         "TRL 1.16 defaults: bf16, gradient checkpointing, padding to the longest example, loss on every token, lr 2e-5 "
         "(on a CPU with `use_cpu=True`, without which the bf16 default refuses to start). "

@@ -46,14 +46,22 @@ def _planted_violations(sample_dir: Path) -> set[str]:
     return ids
 
 
-def load_demo(store: Store, sample_dir: Path, *, password: str | None = None) -> DemoSummary:
+def bundled_sample_dir() -> Path:
+    """The bundled sample data: sample_data/ in a checkout, the goldsmith_sample_data package when installed."""
+    import goldsmith_sample_data
+
+    return goldsmith_sample_data.ROOT
+
+
+def load_demo(store: Store, sample_dir: Path | None = None, *, password: str | None = None) -> DemoSummary:
     """Fill an empty store with the sample team and its examples.
 
     Args:
         store: a store with no users yet.
-        sample_dir: the sample_data folder.
+        sample_dir: a folder shaped like sample_data/ (default: the bundled one).
         password: one password for every demo user; each gets a generated one when None.
     """
+    sample_dir = sample_dir or bundled_sample_dir()
     if store.count_users():
         raise InvalidInput("the demo loads into an empty store; this one already has users")
     people = json.loads((sample_dir / "users.json").read_text(encoding="utf-8"))

@@ -4,16 +4,20 @@ from schemas.curation import (
     CoverageCell,
     CoverageReport,
     DedupReport,
+    DraftCheck,
     DuplicateCluster,
     DuplicateKind,
+    DuplicateResolution,
     GapTopic,
     LiveMatch,
     MapPoint,
+    QuestionImportReport,
     QuestionMatch,
     Resolution,
     Task,
 )
 from schemas.example import (
+    DEFAULT_MAX_TOKENS,
     STATUSES,
     TAG_KEYS,
     Example,
@@ -24,13 +28,17 @@ from schemas.example import (
     Tags,
     check_conversation,
     content_hash,
+    estimate_tokens,
     normalise_text,
     normalised_hash,
+    prompt_text,
+    response_text,
+    similarity_text,
 )
 from schemas.history import HistoryEntry
 from schemas.reports import DemoSummary, ExampleFilter, ImportReport, Page, Rejection, Stats
 from schemas.review import DECISIONS, RUBRIC, Decision, Review, ReviewInput, Rubric
-from schemas.snapshot import Snapshot
+from schemas.snapshot import ExpectationResult, FailingExample, Snapshot, SnapshotManifest, ValidationReport
 from schemas.taxonomy import Target, Taxonomy
 from schemas.user import ROLES, User, UserRole, normalise_username
 
@@ -45,14 +53,22 @@ __all__ = [
     "MapPoint",
     "QuestionMatch",
     "Resolution",
+    "prompt_text",
+    "response_text",
+    "similarity_text",
+    "DEFAULT_MAX_TOKENS",
+    "estimate_tokens",
     "Task",
     "DECISIONS",
     "ROLES",
+    "DraftCheck",
     "RUBRIC",
     "STATUSES",
+    "DuplicateResolution",
     "TAG_KEYS",
     "Decision",
     "DemoSummary",
+    "QuestionImportReport",
     "Example",
     "ExampleContent",
     "ExampleFilter",
@@ -79,3 +95,7 @@ __all__ = [
     "normalise_username",
     "normalised_hash",
 ]
+    "SnapshotManifest",
+    "ExpectationResult",
+    "FailingExample",
+    "ValidationReport",

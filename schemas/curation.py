@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from schemas.reports import Rejection
 
 DuplicateKind = Literal["exact", "near", "semantic"]
 Resolution = Literal["keep_one", "merge", "intended_variation"]
@@ -32,6 +34,18 @@ class DedupReport(BaseModel):
     computed: dict[str, int] = Field(default_factory=dict)  # new signatures / embeddings made this run (the rest came from cache)
 
 
+class DuplicateResolution(BaseModel):
+    """What a lead decided about a duplicate cluster, and what it archived."""
+
+    model_config = ConfigDict(frozen=True)
+
+    resolution_id: int
+    resolution: Resolution
+    example_ids: list[int]
+    kept_id: int | None
+    archived: list[int] = Field(default_factory=list)
+
+
 class LiveMatch(BaseModel):
     """One existing example a draft resembles."""
 
@@ -42,6 +56,38 @@ class LiveMatch(BaseModel):
     similarity: float
     status: str
     prompt: str
+
+
+class DraftCheck(BaseModel):
+    """What the checks found in a draft: the same for the Write page and `goldsmith check`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    matches: list[LiveMatch]  # existing examples it repeats, strongest first
+    personal_data: list[str] = Field(default_factory=list)  # one sentence each, with the fix
+    guideline_warnings: list[str] = Field(default_factory=list)
+    missing_tags: list[str] = Field(default_factory=list)  # tag keys left empty
+    tokens: int  # estimated (one token per 3 characters)
+    max_tokens: int
+    note: str = ""  # a check that could not run, and why
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def over_limit(self) -> bool:
+        return self.tokens > self.max_tokens
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[str]:
+        """Every finding but the duplicates, as sentences (personal data, guidelines, missing tags, length)."""
+        found = [*self.personal_data, *self.guideline_warnings]
+        if self.missing_tags:
+            found.append(
+                f"Tag the example with its {', '.join(k.replace('_', ' ') for k in self.missing_tags)} so coverage counts it."
+            )
+        if self.over_limit:
+            found.append(f"The conversation is about {self.tokens} tokens; shorten it below {self.max_tokens}.")
+        return found
 
 
 class CoverageCell(BaseModel):
@@ -99,6 +145,17 @@ class CoverageReport(BaseModel):
     question_matches: list[QuestionMatch] = Field(default_factory=list)
     gap_topics: list[GapTopic] = Field(default_factory=list)
     map: list[MapPoint] = Field(default_factory=list)
+
+
+class QuestionImportReport(BaseModel):
+    """What importing a log of real questions did: every record added, known already, or rejected."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    imported: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = Field(default_factory=list)
 
 
 class Task(BaseModel):

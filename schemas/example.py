@@ -13,6 +13,7 @@ Role = Literal["system", "user", "assistant"]
 Status = Literal["draft", "submitted", "approved", "rejected", "changes_requested", "archived"]
 STATUSES: tuple[str, ...] = get_args(Status)
 TAG_KEYS = ("category", "response_type", "knowledge_area")
+DEFAULT_MAX_TOKENS = 2048  # the target model's context limit that drafts and snapshots are checked against
 
 
 class Message(BaseModel):
@@ -113,6 +114,30 @@ def normalise_text(text: str, *, punctuation: bool = True) -> str:
     if punctuation:  # apostrophes vanish ("didn't" = "didnt"); other punctuation separates words
         text = "".join(ch if ch.isalnum() or ch.isspace() else "" if ch in "'’`" else " " for ch in text)
     return " ".join(text.split())
+
+
+def prompt_text(messages: list[Message] | tuple[Message, ...]) -> str:
+    """The system and user turns, in order, a blank line between (the store's prompt_text column)."""
+    return "\n\n".join(m.content for m in messages if m.role in ("system", "user"))
+
+
+def response_text(messages: list[Message] | tuple[Message, ...]) -> str:
+    """The assistant turns, in order, a blank line between (the store's response_text column)."""
+    return "\n\n".join(m.content for m in messages if m.role == "assistant")
+
+
+def similarity_text(messages: list[Message] | tuple[Message, ...]) -> str:
+    """What near and semantic duplicates compare: the prompt, a newline, the response.
+
+    One definition for batch dedup, the live check and the snapshot's leak check, so they agree
+    on whether two conversations match.
+    """
+    return f"{prompt_text(messages)}\n{response_text(messages)}"
+
+
+def estimate_tokens(texts: list[str] | tuple[str, ...]) -> int:
+    """A conservative token count without a tokenizer: one token per 3 characters of the joined texts."""
+    return -(-len("\n".join(texts)) // 3)
 
 
 def normalised_hash(messages: list[Message] | tuple[Message, ...], *, punctuation: bool = True) -> str:

@@ -8,6 +8,7 @@ from conftest import make_example
 from curation.errors import InvalidInput, PermissionDenied
 from curation.examples import taxonomy
 from curation.insight import coverage
+from curation.insight import tasks as authoring
 
 COVERED = ["how do i file a claim after my car accident?", "my car got hit in a parking lot, how do i file a claim"]
 FLOOD = [
@@ -82,7 +83,7 @@ def test_question_coverage_gap_topics_and_map(tagged, tmp_path):
         + "\n"
     )
     result = coverage.import_questions(tagged, "lee", log)
-    assert (result["imported"], result["duplicates"], len(result["rejected"])) == (8, 1, 1)
+    assert (result.imported, result.duplicates, len(result.rejected)) == (8, 1, 1)
     report = coverage.coverage_report(tagged)
     covered = {m.text for m in report.question_matches if m.covered}
     assert covered == set(COVERED)
@@ -100,21 +101,21 @@ def test_gap_topics_become_tasks_that_authors_complete(tagged, tmp_path):
     coverage.import_questions(tagged, "lee", log)
     topic = coverage.coverage_report(tagged).gap_topics[0]
     with pytest.raises(PermissionDenied):
-        coverage.create_tasks(tagged, "amy", topic.id, "amy")
+        authoring.create_tasks(tagged, "amy", topic.id, "amy")
     with pytest.raises(PermissionDenied):
-        coverage.create_tasks(tagged, "lee", topic.id, "rita")  # reviewers do not author
-    tasks = coverage.create_tasks(tagged, "lee", topic.id, "amy")
+        authoring.create_tasks(tagged, "lee", topic.id, "rita")  # reviewers do not author
+    tasks = authoring.create_tasks(tagged, "lee", topic.id, "amy")
     assert len(tasks) == 3 and {t.status for t in tasks} == {"open"}
-    assert coverage.create_tasks(tagged, "lee", topic.id, "al") == []  # open questions are not tasked twice
-    assert [t.id for t in coverage.list_tasks(tagged, assignee="amy")] == [t.id for t in tasks]
+    assert authoring.create_tasks(tagged, "lee", topic.id, "al") == []  # open questions are not tasked twice
+    assert [t.id for t in authoring.list_tasks(tagged, assignee="amy")] == [t.id for t in tasks]
     with pytest.raises(PermissionDenied, match="assigned to amy"):
-        coverage.complete_task(tagged, "al", tasks[0].id, "An answer.")
-    done = coverage.complete_task(tagged, "amy", tasks[0].id, "Flood needs separate flood insurance; let me check your policy.")
+        authoring.complete_task(tagged, "al", tasks[0].id, "An answer.")
+    done = authoring.complete_task(tagged, "amy", tasks[0].id, "Flood needs separate flood insurance; let me check your policy.")
     example = tagged.get_example(done.example_id)
     assert done.status == "done" and example.status == "submitted" and example.author == "amy"
     assert example.prompt == tasks[0].question and example.metadata["task_id"] == tasks[0].id
     with pytest.raises(InvalidInput, match="already done"):
-        coverage.complete_task(tagged, "amy", tasks[0].id, "again")
+        authoring.complete_task(tagged, "amy", tasks[0].id, "again")
     assert [h.action for h in tagged.history("task", tasks[0].id)] == ["create_task", "complete_task"]
 
 

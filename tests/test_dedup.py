@@ -9,10 +9,10 @@ from conftest import SAMPLE_DATA, make_example
 from curation.datasets.snapshots import create_snapshot
 from curation.demo import load_demo
 from curation.errors import InvalidInput, PermissionDenied
-from curation.examples import workflow
-from curation.similarity import dedup
+from curation.examples import duplicates, workflow
+from curation.similarity import cache, dedup, live
 from curation.store import Store
-from schemas import ExampleContent
+from schemas import ExampleContent, similarity_text
 
 PARAPHRASE_A = (
     "How do I add my wife to my auto policy?",
@@ -103,11 +103,11 @@ def test_cached_new_and_repeated_texts_get_the_signatures_sketch_gives_them(team
     from curation.similarity import minhash
 
     texts = [f"Question {i} about hail on my roof\nAnswer {i}: check the declarations page." for i in range(6)]
-    first, computed = dedup.signatures(team, texts[:3])
+    first, computed = cache.signatures(team, texts[:3])
     assert computed == 3 and (first == minhash.sketch(texts[:3])).all()
     # three cached, two new, and one text twice: the rows follow the texts' order all the same
     mixed = [texts[4], texts[0], texts[3], texts[2], texts[4], texts[1]]
-    again, computed = dedup.signatures(team, mixed)
+    again, computed = cache.signatures(team, mixed)
     assert computed == 2 and (again == minhash.sketch(mixed)).all()
     assert team.db["signatures"].count == 5
 
@@ -140,7 +140,7 @@ def test_signatures_asked_for_inside_a_write_are_cached_in_that_write(team):
     """A second connection would wait on the caller's own transaction; the cache joins it instead."""
     texts = ["Is hail covered?\nYes, under comprehensive.", "Who do I call after a crash?\nCall claims."]
     with team.write():
-        assert dedup.signatures(team, texts)[1] == 2
+        assert cache.signatures(team, texts)[1] == 2
     assert team.db["signatures"].count == 2
 
 
@@ -148,10 +148,10 @@ def test_resolutions_are_recorded_and_never_delete(team):
     a = make_example(team, "approved", prompt="Same text", response="Same answer", labels=["x"])
     b = make_example(team, "approved", author="al", prompt="same text!", response="Same answer.", labels=["y"])
     with pytest.raises(PermissionDenied):
-        dedup.resolve_duplicates(team, "amy", [a.id, b.id], "keep_one", keep_id=a.id)
+        duplicates.resolve_duplicates(team, "amy", [a.id, b.id], "keep_one", keep_id=a.id)
     with pytest.raises(InvalidInput, match="needs --keep"):
-        dedup.resolve_duplicates(team, "lee", [a.id, b.id], "merge")
-    dedup.resolve_duplicates(team, "lee", [a.id, b.id], "merge", keep_id=a.id, note="same question")
+        duplicates.resolve_duplicates(team, "lee", [a.id, b.id], "merge")
+    duplicates.resolve_duplicates(team, "lee", [a.id, b.id], "merge", keep_id=a.id, note="same question")
     assert team.get_example(b.id).status == "archived" and team.db["examples"].count == 2
     assert team.get_example(a.id).tags.labels == ("x", "y")
     assert team.history("example", b.id)[-1].after["resolution"] == "merge"
@@ -171,7 +171,7 @@ def test_intended_variation_stops_the_cluster_being_reported(team):
     a = make_example(team, prompt="Is hail covered?", response="Check your comprehensive coverage.")
     b = make_example(team, author="al", prompt="is HAIL covered", response="Check your comprehensive coverage")
     assert len(dedup.find_duplicates(team, ["exact"]).clusters) == 1
-    dedup.resolve_duplicates(team, "lee", [a.id, b.id], "intended_variation", note="auto vs home")
+    duplicates.resolve_duplicates(team, "lee", [a.id, b.id], "intended_variation", note="auto vs home")
     assert dedup.find_duplicates(team, ["exact"]).clusters == []
     assert {team.get_example(i).status for i in (a.id, b.id)} == {"draft"}
     assert team.history("example", a.id)[-1].action == "resolve_duplicate"
@@ -179,22 +179,22 @@ def test_intended_variation_stops_the_cluster_being_reported(team):
 
 def test_live_check_finds_exact_near_and_semantic_matches_and_follows_edits(team):
     base = workflow.create_example(team, "amy", ExampleContent.from_pair(*PARAPHRASE_A))
-    exact = dedup.check_draft(team, ExampleContent.from_pair(PARAPHRASE_A[0].upper(), PARAPHRASE_A[1]))
+    exact = live.find_matches(team, ExampleContent.from_pair(PARAPHRASE_A[0].upper(), PARAPHRASE_A[1]))
     assert [(m.kind, m.example_id) for m in exact][:1] == [("exact", base.id)]
     near_text = PARAPHRASE_A[1].replace("You can add", "You may add")
-    assert [(m.kind, m.example_id) for m in dedup.check_draft(team, ExampleContent.from_pair(PARAPHRASE_A[0], near_text))][
+    assert [(m.kind, m.example_id) for m in live.find_matches(team, ExampleContent.from_pair(PARAPHRASE_A[0], near_text))][
         :1
     ] == [("near", base.id)]
-    assert [(m.kind, m.example_id) for m in dedup.check_draft(team, ExampleContent.from_pair(*PARAPHRASE_B))] == [
+    assert [(m.kind, m.example_id) for m in live.find_matches(team, ExampleContent.from_pair(*PARAPHRASE_B))] == [
         ("semantic", base.id)
     ]
-    assert dedup.check_draft(team, ExampleContent.from_pair("Where is the nearest tow yard?", "We can send a truck.")) == []
+    assert live.find_matches(team, ExampleContent.from_pair("Where is the nearest tow yard?", "We can send a truck.")) == []
     workflow.edit_example(
         team, "amy", base.id, base.version, ExampleContent.from_pair("Totally new question about roadside", "New.")
     )
-    assert dedup.check_draft(team, ExampleContent.from_pair(*PARAPHRASE_A)) == []  # the index followed the edit
+    assert live.find_matches(team, ExampleContent.from_pair(*PARAPHRASE_A)) == []  # the index followed the edit
     assert (
-        dedup.check_draft(team, ExampleContent.from_pair("Totally new question about roadside", "New."), exclude_id=base.id) == []
+        live.find_matches(team, ExampleContent.from_pair("Totally new question about roadside", "New."), exclude_id=base.id) == []
     )
 
 
@@ -202,7 +202,7 @@ def test_snapshot_split_never_separates_a_cluster(demo):
     groups = dedup.duplicate_groups(demo)
     assert groups
     for seed in range(3):
-        snap = create_snapshot(demo, "dana", f"grouped-{seed}", eval_fraction=0.3, seed=seed, groups=groups, validate=False)
+        snap = create_snapshot(demo, "dana", f"grouped-{seed}", eval_fraction=0.3, seed=seed, validate=False)
         evaluation = {json.loads(line)["id"] for line in (Path(snap.path) / "eval.jsonl").read_text().splitlines()}
         train = {json.loads(line)["id"] for line in (Path(snap.path) / "train.jsonl").read_text().splitlines()}
         for group in groups:
@@ -215,3 +215,65 @@ def test_bad_options_are_refused(team):
         dedup.find_duplicates(team, ["fuzzy"])
     with pytest.raises(InvalidInput, match=r"\(0, 1\]"):
         dedup.find_duplicates(team, ["near"], near_threshold=1.5)
+
+
+# ------------------------------------------------------------------------------------------ one rule for every door
+
+
+def test_exact_dedup_the_live_check_and_the_leak_check_share_one_normaliser(team):
+    """Dedup folded "e-mail" into "e mail" but the leak check read it as "email": they disagreed on a match."""
+    from curation.datasets.validation import exact_normalised_pairs
+    from schemas import normalise_text
+
+    for a, b in [("Send the e-mail today!", "send the e mail today"), ("It costs $5.", "it costs 5"), ("Didn't it?", "didnt it")]:
+        assert normalise_text(a) == normalise_text(b)
+        assert exact_normalised_pairs([a], [b]) == {(0, 0)}
+        first = make_example(team, "approved", prompt=a, response="Yes.")
+        assert [(m.kind, m.example_id) for m in live.find_matches(team, ExampleContent.from_pair(b, "yes"), semantic=False)] == [
+            ("exact", first.id)
+        ]
+
+
+def test_the_leak_check_flags_exactly_the_pairs_dedup_clusters(demo):
+    """Near duplicates across a split use the batch's rule (LSH candidates, exact Jaccard of the shingles)."""
+    import random
+
+    from curation.similarity import minhash
+
+    texts = [r["prompt_text"] + "\n" + r["response_text"] for r in demo.db.query("SELECT * FROM examples ORDER BY id LIMIT 60")]
+    rng = random.Random(7)
+    edited = []
+    for text in texts:  # from untouched to heavily rewritten: pairs on both sides of the threshold
+        words = text.split()
+        for k in rng.sample(range(len(words)), k=int(len(words) * rng.uniform(0, 0.5))):
+            words[k] = f"w{rng.randrange(1000)}"
+        edited.append(" ".join(words))
+    across = dedup.cross_split_pairs(texts, edited)
+    for i, (a, b) in enumerate(zip(texts, edited, strict=True)):
+        clustered = bool(minhash.near_duplicate_clusters([0, 1], [a, b]))
+        assert ((i, i) in across) == clustered, (i, a, b)
+    assert 5 < sum((i, i) in across for i in range(len(texts))) < len(texts)  # both outcomes occur
+
+
+def test_the_leak_check_compares_the_text_dedup_compares(team):
+    """For a multi-turn example that is the prompt turns, then the responses (the store's columns), not the turns in order."""
+    from curation.datasets.validation import ValidationOptions, validate_records
+    from curation.similarity.dedup import _Examples
+
+    messages = [
+        {"role": "system", "content": "You are Lakeshore's assistant."},
+        {"role": "user", "content": "My car will not start."},
+        {"role": "assistant", "content": "Is the battery old?"},
+        {"role": "user", "content": "Five years."},
+        {"role": "assistant", "content": "Then roadside can replace it."},
+    ]
+    example = workflow.create_example(team, "amy", ExampleContent.model_validate({"messages": messages}))
+    seen: list[str] = []
+
+    def finder(train_texts: list[str], eval_texts: list[str]) -> set:
+        seen.extend(train_texts + eval_texts)
+        return set()
+
+    record = {"id": example.id, "messages": messages, "tags": {}}
+    validate_records([record], [], ValidationOptions(near_duplicate_pairs=finder))
+    assert seen == _Examples.read(team).texts == [similarity_text(example.messages)]

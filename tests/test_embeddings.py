@@ -195,3 +195,23 @@ def test_a_build_that_loses_the_race_uses_the_winners_folder(tmp_path, monkeypat
     assert [p.name for p in target.iterdir()] == ["meta.json"]
     fallback = Embedder(backend="auto")  # a refused build is remembered: auto goes straight to fp32
     assert fallback.backend == "fp32" and fallback.model_key == "all-MiniLM-L6-v2|fp32"
+
+
+def test_the_shipped_calibration_texts_are_the_sample_datas():
+    """calibration_texts.jsonl ships with the package (a wheel has no sample_data/); it must not drift from the sample data."""
+    import random
+
+    from conftest import SAMPLE_DATA
+    from curation.datasets.formats import read_records
+
+    texts = []
+    for file in sorted((SAMPLE_DATA / "examples").glob("*")):
+        for record in read_records(file):
+            if record.content is not None:
+                c = record.content
+                texts += [c.prompt, c.response, f"{c.prompt}\n{c.response}"]
+    lines = (SAMPLE_DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    texts += [json.loads(line)["question"] for line in lines if line.strip()]
+    texts = sorted(set(texts))
+    random.Random(0).shuffle(texts)
+    assert embeddings.calibration_texts() == texts

@@ -16,6 +16,7 @@ from app_helpers import app
 from conftest import PASSWORD, SAMPLE_DATA, dump, make_example
 from curation.errors import InvalidInput, NotFound, PermissionDenied
 from curation.insight import coverage, monitoring
+from curation.insight.tasks import complete_task, list_tasks
 
 APPROVED = [
     ("How do I file a claim after a car accident?", "Start a claim in the app under Claims."),
@@ -224,8 +225,8 @@ def test_bad_answers_and_gap_topics_become_tasks(approved, log_file):
     assert {t.question for t in tasks} == {q for q, _ in WEEK2[:3]}
     assert task.id in {t.id for t in tasks}  # the dog question was already open: its task is kept, not doubled
     assert all(f"gap topic: {gap.label}" in t.note for t in tasks if t.id != task.id)
-    assert [t.id for t in coverage.list_tasks(approved, assignee="al")] == sorted(t.id for t in tasks if t.id != task.id)
-    done = coverage.complete_task(approved, "amy", task.id, "Yes: Lakeshore Pet covers accidents and illness.")
+    assert [t.id for t in list_tasks(approved, assignee="al")] == sorted(t.id for t in tasks if t.id != task.id)
+    done = complete_task(approved, "amy", task.id, "Yes: Lakeshore Pet covers accidents and illness.")
     assert approved.get_example(done.example_id).status == "submitted"  # it goes through review like any example
 
 

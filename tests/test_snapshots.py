@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE_DATA, make_example
+from conftest import PASSWORD, ROOT, SAMPLE_DATA, make_example
 from curation.datasets.importing import import_file
 from curation.datasets.snapshots import create_snapshot, verify_snapshot
 from curation.errors import InvalidInput, PermissionDenied
-from curation.people import users
+from curation.people import sessions, users
 from curation.store import Store
-from schemas import ExampleFilter
+from schemas import ExampleFilter, Tags
 
 
 def approved_store(path: Path) -> Store:
@@ -87,7 +88,7 @@ def test_groups_stay_on_one_side(tmp_path):
     store = approved_store(tmp_path / "g.db")
     ids = [r["id"] for r in store.db["examples"].rows]
     groups = [ids[i : i + 4] for i in range(0, 40, 4)]
-    snap = create_snapshot(store, "lee", "grouped", eval_fraction=0.3, groups=groups, validate=False)
+    snap = create_snapshot(store, "lee", "grouped", eval_fraction=0.3, groups="none", keep_together=groups, validate=False)
     evaluation = {json.loads(line)["id"] for line in (Path(snap.path) / "eval.jsonl").read_text().splitlines()}
     for group in groups:
         assert set(group) <= evaluation or not set(group) & evaluation
@@ -167,13 +168,13 @@ def test_a_snapshot_breaking_critical_expectations_is_refused_unless_a_lead_over
     from curation.datasets.snapshots import SnapshotBlocked
 
     store = approved_store(tmp_path / "g.db")
-    with pytest.raises(SnapshotBlocked, match="no_leak_into_eval") as blocked:
-        create_snapshot(store, "lee", "v1", eval_fraction=0.3)
-    assert not blocked.value.report["success"] and "no_leak_into_eval" in blocked.value.report["critical_failures"]
+    with pytest.raises(SnapshotBlocked, match="no_leak_into_eval") as blocked:  # duplicate clusters not kept together
+        create_snapshot(store, "lee", "v1", eval_fraction=0.3, groups="none")
+    assert not blocked.value.report.success and "no_leak_into_eval" in blocked.value.report.critical_failures
     assert not (tmp_path / "snapshots").exists() or not [
         p for p in (tmp_path / "snapshots").iterdir() if not p.name.startswith(".")
     ]
-    snap = create_snapshot(store, "lee", "v1", eval_fraction=0.3, override_reason="leak reviewed: same policy FAQ")
+    snap = create_snapshot(store, "lee", "v1", eval_fraction=0.3, groups="none", override_reason="leak reviewed: same policy FAQ")
     manifest = json.loads((Path(snap.path) / "manifest.json").read_text())
     assert manifest["validation"]["override"] == {"by": "lee", "reason": "leak reviewed: same policy FAQ"}
     assert json.loads((Path(snap.path) / "validation.json").read_text())["success"] is False
@@ -181,9 +182,121 @@ def test_a_snapshot_breaking_critical_expectations_is_refused_unless_a_lead_over
 
 
 def test_duplicate_groups_make_the_same_snapshot_pass(tmp_path):
-    from curation.similarity.dedup import duplicate_groups
-
     store = approved_store(tmp_path / "g.db")
-    snap = create_snapshot(store, "lee", "v1", eval_fraction=0.3, groups=duplicate_groups(store, methods=("near",)))
+    snap = create_snapshot(store, "lee", "v1", eval_fraction=0.3, groups="near")
     report = json.loads((Path(snap.path) / "validation.json").read_text())
     assert report["success"] and json.loads((Path(snap.path) / "manifest.json").read_text())["validation"]["override"] is None
+
+
+# ------------------------------------------------------------------------------------------ both doors, one rule
+
+
+DISTINCT = [
+    ("Is hail damage to my roof covered?", "Yes, under the dwelling part of your home policy, after the deductible."),
+    ("My windscreen cracked on the motorway. What now?", "Book a glass repair in the app; chips under 3 cm are fixed free."),
+    ("Can my 16-year-old drive my car?", "Add them as a driver first; a learner permit needs a supervising adult."),
+    ("Someone took my bike from the garage.", "File a police report, then a theft claim with the report number."),
+    ("Can I pay monthly?", "Monthly instalments are available from the Billing screen for a small fee."),
+    ("A pipe burst under the sink last night.", "Turn off the water, dry what you can, and photograph everything."),
+    ("Do you cover towing?", "Roadside assistance tows you up to 50 miles if you added it to the policy."),
+    ("I am moving to Oregon next month.", "Tell us your new address; rates and coverage follow the state you live in."),
+    ("Our dog bit the neighbour.", "Personal liability may pay their medical bills; send us their details."),
+    ("Will you pay for a rental while my car is fixed?", "Only with rental reimbursement: up to 30 days at 40 dollars a day."),
+    ("My ring was stolen in a hotel in Lisbon.", "Scheduled jewellery is covered worldwide; the hotel report helps."),
+    ("A storm knocked a tree onto the fence.", "Fences are other structures; tree removal is paid up to 500 dollars."),
+    ("How do I raise my deductible?", "Pick a new amount on the Coverage page; the premium drops next renewal."),
+    ("Water came into the basement after rain.", "Flood is excluded unless you bought flood cover separately."),
+    ("How do I cancel?", "Call us or use Settings; unused premium is refunded pro rata."),
+    ("Someone hit my parked car and drove off.", "Uninsured motorist property damage applies; report it within 24 hours."),
+    ("I dropped my laptop into the sea.", "Accidental damage to electronics is covered only with the gadget rider."),
+    ("My employer wants proof of insurance.", "Download the declarations page from Documents and send that PDF."),
+]
+
+
+PAIRS = [
+    (
+        "What papers does a kitchen fire claim need?",
+        "Keep the fire brigade's report, a list of what burned with rough prices, photos of the kitchen and the receipts "
+        "for any hotel nights; the adjuster visits within five working days to see the damage.",
+    ),
+    (
+        "My car was stolen overnight from the street.",
+        "Report the theft to the police first and note the crime number, then call us with both sets of keys at hand; "
+        "comprehensive cover pays the market value once the car has been missing for thirty days.",
+    ),
+    (
+        "Rain is coming through the bedroom ceiling.",
+        "Put a bucket under the drip, move furniture away and take pictures of the stain; a roofer we pay can make a "
+        "temporary patch today, and the permanent repair waits for the adjuster's report.",
+    ),
+    (
+        "Kids broke the living room window with a football.",
+        "Glass breakage at home is covered without a deductible on the premium plan; send a photo and a glazier's quote "
+        "and we pay the glazier directly, usually within two days of the quote.",
+    ),
+    (
+        "The airline lost my suitcase on the way back from Rome.",
+        "Claim from the airline first with the property irregularity report they gave you at the airport; our travel "
+        "cover pays what they do not, up to the limit shown on your schedule.",
+    ),
+    (
+        "Does my policy cover the vet if my dog is hit by a bike?",
+        "Pet cover pays accident treatment after a fifty dollar excess per condition; ask the vet to send the invoice "
+        "and their notes to us and keep the cyclist's name and number for the liability side.",
+    ),
+]
+
+
+def near_duplicate_store(path: Path) -> tuple[Store, list[tuple[int, int]]]:
+    """30 approved examples: 18 on distinct topics and 6 near-duplicate pairs (one word apart)."""
+    store = Store(path)
+    users.add_user(store, None, "ada", "admin", password=PASSWORD)
+    users.add_user(store, "ada", "lee", "lead", password=PASSWORD)
+    records = [{"prompt": q, "response": a} for q, a in DISTINCT]
+    for question, answer in PAIRS:  # each written twice, the second time with one word changed
+        records += [{"prompt": question, "response": answer}, {"prompt": question, "response": answer.replace(" the ", " a ", 1)}]
+    file = path.with_suffix(".jsonl")
+    file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    import_file(store, "lee", file, status="approved", tags=Tags(category="claims"))
+    ids = [r["id"] for r in store.db.query("SELECT id FROM examples ORDER BY id")]
+    return store, [(ids[18 + 2 * n], ids[19 + 2 * n]) for n in range(6)]
+
+
+def test_the_page_and_the_cli_cut_the_same_leak_free_split(tmp_path, monkeypatch):
+    """The Snapshots page once cut without the duplicate groups the CLI computed: blocked by the leak check, it offered
+    an override that published near-duplicates on both sides. Both doors now call one service and get one split."""
+    from streamlit.testing.v1 import AppTest
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    store, pairs = near_duplicate_store(tmp_path / "a.db")
+    store.close()
+    (tmp_path / "page").mkdir()
+    shutil.copy(tmp_path / "a.db", tmp_path / "page" / "b.db")
+    args = ["snapshot", "create", "--name", "v1", "--eval-fraction", "0.4", "--seed", "3", "--as", "lee"]
+    done = CliRunner().invoke(cli, [*args, "--db", str(tmp_path / "a.db"), "--json"])
+    assert done.exit_code == 0, done.output
+    by_cli = Path(json.loads(done.stdout)["path"])
+
+    page_store = Store(tmp_path / "page" / "b.db")
+    monkeypatch.setenv("GOLDSMITH_DB", str(tmp_path / "page" / "b.db"))
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    at.session_state["token"] = sessions.login(page_store, "lee", PASSWORD).token
+    at.switch_page("pages/snapshots.py")
+    at.run()
+    next(t for t in at.text_input if t.label == "Name").input("v1")
+    next(n for n in at.number_input if n.label == "Eval share").set_value(0.4)
+    next(n for n in at.number_input if n.label == "Seed").set_value(3)
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    [snap] = page_store.list_snapshots()
+    by_page = Path(snap.path)
+
+    for name in ("train.jsonl", "eval.jsonl"):
+        assert (by_page / name).read_bytes() == (by_cli / name).read_bytes()
+    manifest = json.loads((by_page / "manifest.json").read_text())
+    assert manifest["counts"]["groups_kept_together"] == 6 and manifest["validation"]["success"] is True
+    assert (manifest["counts"]["train"], manifest["counts"]["eval"]) == (18, 12)
+    evaluation = {json.loads(line)["id"] for line in (by_page / "eval.jsonl").read_text().splitlines()}
+    assert all((a in evaluation) == (b in evaluation) for a, b in pairs)

@@ -12,15 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from curation.datasets.validation import (
-    ValidationOptions,
-    card_number,
-    exact_normalised_pairs,
-    validate_records,
-    validate_snapshot,
-)
+from curation.datasets.validation import ValidationOptions, exact_normalised_pairs, validate_records, validate_snapshot
 from curation.errors import InvalidInput
-from schemas import Taxonomy
+from curation.examples.personal_data import card_number
+from schemas import Taxonomy, ValidationReport
 
 TAXONOMY = Taxonomy(
     categories=("claims", "billing"), response_types=("step_by_step", "explanation"), knowledge_areas=("auto", "home")
@@ -115,12 +110,19 @@ WARNINGS = {name for name in BROKEN if name.startswith("no_") and name != "no_le
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory) -> tuple[Path, dict]:
     folder = write_snapshot(tmp_path_factory.mktemp("clean") / "snap", CLEAN_TRAIN, CLEAN_EVAL)
-    return folder, validate_snapshot(folder, ValidationOptions(taxonomy=TAXONOMY, require_tags=True))
+    report = validate_snapshot(folder, ValidationOptions(taxonomy=TAXONOMY, require_tags=True))
+    assert isinstance(report, ValidationReport)
+    return folder, plain(report)
 
 
 @pytest.fixture(scope="module")
 def broken() -> dict:
-    return validate_records(BROKEN_TRAIN, BROKEN_EVAL, OPTIONS)
+    return plain(validate_records(BROKEN_TRAIN, BROKEN_EVAL, OPTIONS))
+
+
+def plain(report: ValidationReport) -> dict:
+    """The report as validation.json holds it."""
+    return report.model_dump(mode="json")
 
 
 def by_name(report: dict) -> dict[str, dict]:
@@ -192,7 +194,7 @@ def test_an_injected_near_duplicate_finder_decides_what_leaks():
     def finder(train_texts, eval_texts):
         return {(1, 0)}  # say train[1] nearly duplicates eval[0], whatever the texts
 
-    report = validate_records([example(1), example(2)], [example(3)], ValidationOptions(near_duplicate_pairs=finder))
+    report = plain(validate_records([example(1), example(2)], [example(3)], ValidationOptions(near_duplicate_pairs=finder)))
     entry = by_name(report)["no_leak_into_eval"]
     assert [(x["split"], x["id"], x["value"]) for x in entry["unexpected_examples"]] == [("train", 2, [3]), ("eval", 3, [2])]
     assert report["options"]["near_duplicate_pairs"].endswith("finder")
@@ -213,8 +215,8 @@ def test_a_real_tokenizer_counts_tokens(minilm):
     expected = len(AutoTokenizer.from_pretrained(str(minilm), local_files_only=True)(text)["input_ids"])
     assert expected > 80 >= 68
 
-    estimated = by_name(validate_records([long], [], ValidationOptions(max_tokens=80)))["tokens_within_limit"]
-    counted = by_name(validate_records([long], [], ValidationOptions(max_tokens=80, tokenizer=str(minilm))))[
+    estimated = by_name(plain(validate_records([long], [], ValidationOptions(max_tokens=80))))["tokens_within_limit"]
+    counted = by_name(plain(validate_records([long], [], ValidationOptions(max_tokens=80, tokenizer=str(minilm)))))[
         "tokens_within_limit"
     ]
     assert estimated["success"] is True
@@ -232,7 +234,7 @@ def test_a_tokenizer_with_a_chat_template_counts_the_rendered_chat(minilm, tmp_p
     record = example(1, "How do I file a claim?", "Call us.")
     expected = len(tok("<user> How do I file a claim?\n<assistant> Call us.\n", add_special_tokens=False)["input_ids"])
 
-    report = validate_records([record], [], ValidationOptions(max_tokens=expected - 1, tokenizer=str(tmp_path)))
+    report = plain(validate_records([record], [], ValidationOptions(max_tokens=expected - 1, tokenizer=str(tmp_path))))
     entry = by_name(report)["tokens_within_limit"]
     assert entry["unexpected_examples"] == [{"id": 1, "split": "train", "value": expected}]
     assert "chat template" in entry["description"] and "no chat template" not in entry["description"]

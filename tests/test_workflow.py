@@ -194,3 +194,29 @@ def test_every_change_has_one_history_row_and_no_row_without_a_change(team, ops)
         assert len(team.history("example", row["id"])) == row["version"]
     for user in team.list_users():
         assert len(team.history("user", user.username)) == user.version
+
+
+def test_save_and_submit_is_one_change(team):
+    """The Write page used to run this transaction itself; save_example is the one service both doors call."""
+    from curation.examples.drafts import create_drafted_example
+    from curation.store import now
+
+    new = workflow.save_example(team, "amy", content(), submit=True)
+    assert (new.status, new.version) == ("submitted", 1)
+    draft = make_example(team, "draft", prompt="Second question?")
+    saved = workflow.save_example(team, "amy", content("Second question?", "Better."), example_id=draft.id, expected_version=1)
+    assert (saved.status, saved.version, saved.response) == ("draft", 2, "Better.")
+    submitted = workflow.save_example(
+        team, "amy", content("Second question?", "Best."), example_id=draft.id, expected_version=2, submit=True
+    )
+    assert (submitted.status, submitted.version) == ("submitted", 4)
+
+    generation = {"max_new_tokens": 8, "temperature": 0.0, "do_sample": False}
+    mark = {"model": "tiny", "generation": generation, "draft": "Call us.", "drafted_at": now()}
+    drafted = create_drafted_example(team, "amy", [{"role": "user", "content": "Third?"}], mark)
+    before = dump(team)
+    with pytest.raises(InvalidInput, match="still tiny's draft"):  # the edit saves, the submit is refused: neither happens
+        workflow.save_example(
+            team, "amy", content("Third?", " Call us. "), example_id=drafted.id, expected_version=drafted.version, submit=True
+        )
+    assert dump(team) == before

@@ -16,7 +16,7 @@ from typing import Any
 
 from curation.errors import InvalidInput
 from curation.examples.drafts import create_drafted_example
-from curation.insight.coverage import gap_topic_work
+from curation.insight.tasks import gap_topic_work
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now

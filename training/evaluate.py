@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import Conflict, InvalidInput, NotFound
-from curation.insight.coverage import create_task
+from curation.insight.tasks import create_task
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now

@@ -167,7 +167,7 @@ if dups is not None:
                     keep = st.selectbox("Keep", cluster.ids)
                     note = st.text_input("Note")
                     if st.form_submit_button("Resolve"):
-                        from curation.similarity.dedup import resolve_duplicates
+                        from curation.examples.duplicates import resolve_duplicates
 
                         done = ui.attempt(
                             lambda c=cluster, r=resolution, k=keep, t=note: resolve_duplicates(
@@ -176,7 +176,7 @@ if dups is not None:
                         )
                         if done:
                             st.session_state.pop("dash_dups", None)
-                            st.session_state["dash_flash"] = f"Cluster {', '.join(map(str, done['example_ids']))} resolved."
+                            st.session_state["dash_flash"] = f"Cluster {', '.join(map(str, done.example_ids))} resolved."
                             st.rerun()
     if len(dups.clusters) > 30:
         st.caption(f"Showing 30 of {len(dups.clusters)}; resolve these first or use `goldsmith dedup`.")

@@ -3,7 +3,6 @@ download their files or an export. The Training page trains on them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +12,7 @@ from app import ui
 from curation.datasets.exporting import EXPORT_FORMATS
 from curation.datasets.snapshots import SnapshotBlocked, create_snapshot, verify_snapshot
 from curation.examples.taxonomy import get_taxonomy
-from schemas import ExampleFilter
+from schemas import ExampleFilter, ValidationReport
 
 user = ui.require_user("create_snapshot")
 store = ui.store()
@@ -25,18 +24,18 @@ if flash:
     st.success(flash, icon=":material/check_circle:")
 
 
-def report_table(report: dict) -> None:
+def report_table(report: ValidationReport) -> None:
     """A validation report: one row per expectation, failures first."""
     rows = sorted(
         (
             {
-                "result": "ok" if e["success"] else ("FAILED" if e["severity"] == "critical" else "warning"),
-                "expectation": e["name"],
-                "examples": e["unexpected_count"],
-                "where": ", ".join(f"{x['split']} {x['id']}" for x in e["unexpected_examples"][:8]),
-                "what it means": e["description"],
+                "result": "ok" if e.success else ("FAILED" if e.severity == "critical" else "warning"),
+                "expectation": e.name,
+                "examples": e.unexpected_count,
+                "where": ", ".join(f"{x.split} {x.id}" for x in e.unexpected_examples[:8]),
+                "what it means": e.description,
             }
-            for e in report["expectations"]
+            for e in report.expectations
         ),
         key=lambda r: {"FAILED": 0, "warning": 1, "ok": 2}[r["result"]],
     )
@@ -92,8 +91,8 @@ if create:
 blocked = st.session_state.get("snap_blocked")
 if blocked:
     st.error(
-        f"The snapshot was not written: {len(blocked['critical_failures'])} critical expectations failed "
-        f"({', '.join(blocked['critical_failures'])}). Fix those examples, or override with a reason that is recorded.",
+        f"The snapshot was not written: {len(blocked.critical_failures)} critical expectations failed "
+        f"({', '.join(blocked.critical_failures)}). Fix those examples, or override with a reason that is recorded.",
         icon=":material/block:",
     )
     report_table(blocked)
@@ -137,7 +136,7 @@ else:
     validation = folder / "validation.json"
     if validation.exists():
         with st.expander("Validation report"):
-            report_table(json.loads(validation.read_text(encoding="utf-8")))
+            report_table(ValidationReport.model_validate_json(validation.read_bytes()))
     cols = st.columns(3)
     for col, file_name in zip(cols, ("train.jsonl", "eval.jsonl", "manifest.json"), strict=True):
         path = folder / file_name

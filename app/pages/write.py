@@ -8,9 +8,10 @@ import streamlit as st
 from app import ui
 from curation.errors import InvalidInput
 from curation.examples import workflow
+from curation.examples.checks import check_draft
 from curation.examples.drafts import accept_draft, create_drafted_example, draft_label, redraft_example
 from curation.examples.taxonomy import get_guidelines, get_taxonomy
-from curation.insight import coverage
+from curation.insight.tasks import complete_task, list_tasks
 from schemas import Example, ExampleContent, ExampleFilter, Tags
 from training.drafts import draft_response
 from training.playground import base_ref
@@ -49,7 +50,7 @@ with queue_tab:
         status: store.list_examples(ExampleFilter(author=user.username, status=status, page_size=QUEUE_SHOWN))
         for status in ("changes_requested", "draft", "submitted")
     }
-    tasks = coverage.list_tasks(store, assignee=user.username, status="open")
+    tasks = list_tasks(store, assignee=user.username, status="open")
     cols = st.columns(4)
     cols[0].metric("Changes requested", mine["changes_requested"].total)
     cols[1].metric("Drafts", mine["draft"].total)
@@ -80,7 +81,7 @@ with queue_tab:
             with st.form(f"task-{task.id}-{ui.form_token('task')}"):
                 answer = st.text_area("Your response", height=160)
                 if st.form_submit_button("Answer and submit for review", type="primary"):
-                    done = ui.attempt(lambda t=task, a=answer: coverage.complete_task(store, user.username, t.id, a))
+                    done = ui.attempt(lambda t=task, a=answer: complete_task(store, user.username, t.id, a))
                     if done:
                         ui.renew_form_token("task")
                         st.session_state["write_flash"] = f"Task {done.id} answered as example {done.example_id}."
@@ -244,28 +245,27 @@ with editor_tab:
 
         if save or submit:
 
-            def _save() -> tuple:
+            def _save() -> Example:
                 msgs = [{"role": "system", "content": system}] if system.strip() else []
                 for u, a in written:
                     msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
                 content = ExampleContent.model_validate({"messages": msgs, "tags": tags_in})
-                with store.write():  # save (and submit) as one change: all or nothing
-                    if example is None:
-                        saved = workflow.create_example(store, user.username, content, submit=submit)
-                    else:
-                        saved = workflow.edit_example(store, user.username, example.id, read_version, content)
-                        if submit and saved.status in workflow.SUBMITTABLE:
-                            saved = workflow.submit_example(store, user.username, saved.id, saved.version)
-                return saved, content
+                return workflow.save_example(
+                    store,
+                    user.username,
+                    content,
+                    example_id=example.id if example else None,
+                    expected_version=read_version if example else None,
+                    submit=submit,
+                )
 
-            result = ui.attempt(_save)
-            if result:
-                saved, content = result
+            saved = ui.attempt(_save)
+            if saved:
                 ui.renew_form_token("write")  # a second click on the old button is dropped
                 st.session_state["write_id"] = st.session_state["write_loaded"] = saved.id
                 st.session_state["write_version"] = saved.version
                 with st.spinner("Checking for duplicates and personal data..."):
-                    st.session_state["write_checks"] = (saved.id, ui.draft_checks(store, content, saved.id))
+                    st.session_state["write_checks"] = (saved.id, check_draft(store, saved, exclude_id=saved.id))
                 verb = "submitted for review" if saved.status == "submitted" else f"saved ({saved.status})"
                 st.session_state["write_flash"] = f"Example {saved.id} {verb}, version {saved.version}."
                 st.rerun()
@@ -275,8 +275,6 @@ with editor_tab:
             result = checks[1]
             st.subheader("Checks on the last save")
             st.caption(f"About {result.tokens} tokens (limit {result.max_tokens}).")
-            if result.tokens > result.max_tokens:
-                st.warning(f"The conversation is about {result.tokens} tokens; shorten it below {result.max_tokens}.")
             for warning in result.warnings:
                 st.warning(warning, icon=":material/warning:")
             if result.note:

@@ -13,12 +13,10 @@ they take seconds to import and `goldsmith --help` must stay fast.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,24 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import InvalidInput
-from schemas import TAG_KEYS, Message, Taxonomy, content_hash
+from curation.examples.personal_data import EMAIL_REGEX, PHONE_REGEX, card_number
+from curation.store import Store
+from schemas import (
+    DEFAULT_MAX_TOKENS,
+    TAG_KEYS,
+    ExpectationResult,
+    FailingExample,
+    Message,
+    Taxonomy,
+    ValidationReport,
+    content_hash,
+    estimate_tokens,
+    normalise_text,
+    similarity_text,
+)
 
 # Kept here rather than imported from curation.datasets.snapshots, so snapshots may import validation.
 SPLIT_FILES = {"train": "train.jsonl", "eval": "eval.jsonl"}
 REPORT_FILE = "validation.json"
 MAX_EXAMPLES = 20  # failing examples named per expectation; the count is always complete
 ROLES_REGEX = r"^(?:system,)?(?:user,assistant,)*user,assistant$"  # non-capturing: pandas warns about groups
-EMAIL_REGEX = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-# US style (555-123-4567, (555) 123-4567, +1 555.123.4567) or international (+44 20 7946 0958).
-# Toll-free numbers (800, 833 ... 888) are business lines, not personal data: the sample team's
-# answers quote 1-800-555-0142 over a hundred times, which would drown the real findings.
-_TOLL_FREE = r"8(?:00|33|44|55|66|77|88)"
-PHONE_REGEX = (
-    rf"(?<![0-9+])(?:\+?1[ .-]?)?(?:\((?!{_TOLL_FREE}\))[2-9][0-9]{{2}}\) ?|(?!{_TOLL_FREE}[ .-])[2-9][0-9]{{2}}[ .-])"
-    r"[0-9]{3}[ .-][0-9]{4}(?![0-9])"
-    rf"|(?<![0-9A-Za-z])\+(?!1[ .-]?\(?{_TOLL_FREE})[0-9]{{1,3}}[ .-]?(?:\(0\)[ .-]?)?[0-9](?:[ .-]?[0-9]){{5,13}}(?![0-9])"
-)
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]+(?:[ -][0-9]+)*(?![0-9])")
 _LOCK = threading.Lock()  # GE keeps a process-wide current context; fast tokenizers are not re-entrant
 
 
@@ -58,11 +59,12 @@ class ValidationOptions:
             offline); None counts tokens with a conservative estimate, ceil(characters / 3).
         require_tags: when True an example without category, response_type or knowledge_area fails.
         near_duplicate_pairs: `f(train_texts, eval_texts) -> {(train_index, eval_index), ...}`;
-            None compares lowercased texts with punctuation and extra whitespace removed.
+            None compares texts as exact duplicates do (schemas.normalise_text: case, spacing
+            and punctuation folded).
     """
 
     taxonomy: Taxonomy | None = None
-    max_tokens: int = 2048
+    max_tokens: int = DEFAULT_MAX_TOKENS
     tokenizer: str | None = None
     require_tags: bool = False
     near_duplicate_pairs: Callable[[list[str], list[str]], set[tuple[int, int]]] | None = None
@@ -76,41 +78,12 @@ class ValidationOptions:
             raise InvalidInput("near_duplicate_pairs must be a function (train_texts, eval_texts) -> set of index pairs")
 
 
-def normalise_text(text: str) -> str:
-    """Lowercase, drop punctuation, collapse whitespace: "Didn't  it?" -> "didnt it"."""
-    kept = "".join(ch for ch in text.lower() if not unicodedata.category(ch).startswith("P"))
-    return " ".join(kept.split())
-
-
 def exact_normalised_pairs(train_texts: list[str], eval_texts: list[str]) -> set[tuple[int, int]]:
     """The default leak finder: (train index, eval index) pairs whose normalised texts are equal."""
     by_text: dict[str, list[int]] = {}
     for j, text in enumerate(eval_texts):
         by_text.setdefault(normalise_text(text), []).append(j)
     return {(i, j) for i, text in enumerate(train_texts) for j in by_text.get(normalise_text(text), [])}
-
-
-def card_number(text: str | None) -> str | None:
-    """'card ending 1111' when text holds a 13-19 digit number (spaces/dashes allowed) passing Luhn."""
-    for run in _DIGIT_RUN.finditer(text or ""):
-        groups = re.split(r"[ -]", run.group())
-        for start in range(len(groups)):
-            digits = ""
-            for group in groups[start:]:
-                digits += group
-                if len(digits) > 19:
-                    break
-                if len(digits) >= 13 and digits.strip("0") and _luhn(digits):
-                    return f"card ending {digits[-4:]}"  # never copy a card number into a report
-    return None
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
 
 
 def _text(value: Any, where: str) -> str:
@@ -154,6 +127,7 @@ def _row(record: Any, split: str, n: int) -> dict[str, Any]:
         "response": next((m.content.strip() for m in reversed(turns) if m.role == "assistant"), None),
         "content_hash": content_hash(turns),
         "text": "\n".join(m.content for m in turns),
+        "similarity_text": similarity_text(turns),
     }
     for key in TAG_KEYS:
         row[key] = _text(tags.get(key), f"{where} tag {key}").strip() or None
@@ -178,7 +152,7 @@ def _count_tokens(rows: list[dict[str, Any]], tokenizer: str | None) -> str:
     """Fill row["tokens"]; return how they were counted, for the report."""
     if tokenizer is None:
         for row in rows:
-            row["tokens"] = math.ceil(len(row["text"]) / 3)
+            row["tokens"] = estimate_tokens([m.content for m in row["turns"]])
         return "an estimate of one token per 3 characters (no tokenizer given)"
     tok = _load_tokenizer(str(tokenizer))
     templated, joined = [], []
@@ -204,7 +178,7 @@ def _mark_leaks(train: list[dict], eval_rows: list[dict], finder: Callable | Non
     """Set row["leaks_into_eval"] and row["leak_partners"] (ids in the other split) on every row."""
     for row in train + eval_rows:
         row["leaks_into_eval"], row["leak_partners"] = False, []
-    pairs = (finder or exact_normalised_pairs)([r["text"] for r in train], [r["text"] for r in eval_rows])
+    pairs = (finder or exact_normalised_pairs)([r["similarity_text"] for r in train], [r["similarity_text"] for r in eval_rows])
     for pair in sorted(pairs or ()):
         i, j = pair
         if not (0 <= i < len(train) and 0 <= j < len(eval_rows)):
@@ -335,7 +309,7 @@ def _jsonable(value: Any) -> Any:
     return value[:200] + "..." if isinstance(value, str) and len(value) > 200 else value
 
 
-def validate_records(train: list[dict], eval: list[dict], options: ValidationOptions) -> dict[str, Any]:
+def validate_records(train: list[dict], eval: list[dict], options: ValidationOptions) -> ValidationReport:
     """Run the expectation suite on a snapshot's train and eval records.
 
     Args:
@@ -344,9 +318,9 @@ def validate_records(train: list[dict], eval: list[dict], options: ValidationOpt
         options: what to validate against.
 
     Returns:
-        The report: success (no critical expectation failed), critical_failures and warnings (names of
-        failed expectations), expectations (one entry each, naming up to 20 failing examples by id and
-        split), counts, great_expectations_version and options.
+        The report: success (no critical expectation failed), the names of the failed critical
+        expectations and warnings, one result per expectation (naming up to 20 failing examples
+        by id and split), counts, Great Expectations' version and the options.
 
     Raises:
         InvalidInput: a record is not an object, lacks an integer id, or holds non-text messages or
@@ -360,46 +334,62 @@ def validate_records(train: list[dict], eval: list[dict], options: ValidationOpt
         token_method = _count_tokens(rows, options.tokenizer)
         specs = _specs(options, token_method)
         results, version = _run_suite(rows, specs)
-    entries = []
-    for spec in specs:
-        each = results.get(spec["name"])
-        error = _error(each) if each is not None else "Great Expectations returned no result"
-        unexpected = [] if error else (each.result.get("unexpected_index_list") or [])
-        entry = {
-            "name": spec["name"],
-            "severity": spec["severity"],
-            "success": error is None and bool(each.success),
-            "column": spec["column"],
-            "unexpected_count": int(each.result.get("unexpected_count") or 0) if not error else 0,
-            "unexpected_examples": [
-                {"id": rows[i]["id"], "split": rows[i]["split"], "value": _jsonable(spec["value"](rows[i]))}
-                for i in unexpected[:MAX_EXAMPLES]
-            ],
-            "description": spec["description"]
-            if not error
-            else f"This check could not run ({error}); it is a Goldsmith bug, report it with the snapshot.",
-        }
-        entries.append(entry)
-    failed = [e for e in entries if not e["success"]]
-    return {
-        "success": not any(e["severity"] == "critical" for e in failed),
-        "critical_failures": [e["name"] for e in failed if e["severity"] == "critical"],
-        "warnings": [e["name"] for e in failed if e["severity"] == "warning"],
-        "expectations": entries,
-        "counts": {"train": len(train_rows), "eval": len(eval_rows)},
-        "great_expectations_version": version,
-        "options": {
+    entries = [_result(spec, results.get(spec["name"]), rows) for spec in specs]
+    failed = [e for e in entries if not e.success]
+    return ValidationReport(
+        success=not any(e.severity == "critical" for e in failed),
+        critical_failures=[e.name for e in failed if e.severity == "critical"],
+        warnings=[e.name for e in failed if e.severity == "warning"],
+        expectations=entries,
+        counts={"train": len(train_rows), "eval": len(eval_rows)},
+        great_expectations_version=version,
+        options={
             "taxonomy": options.taxonomy.model_dump(mode="json") if options.taxonomy else None,
             "max_tokens": options.max_tokens,
             "tokenizer": options.tokenizer,
             "require_tags": options.require_tags,
             "near_duplicate_pairs": _name(options.near_duplicate_pairs or exact_normalised_pairs),
         },
-    }
+    )
+
+
+def _result(spec: dict[str, Any], each: Any, rows: list[dict[str, Any]]) -> ExpectationResult:
+    """One expectation's outcome as the report shows it (a check that could not run says so)."""
+    error = _error(each) if each is not None else "Great Expectations returned no result"
+    unexpected = [] if error else (each.result.get("unexpected_index_list") or [])
+    return ExpectationResult(
+        name=spec["name"],
+        severity=spec["severity"],
+        success=error is None and bool(each.success),
+        column=spec["column"],
+        unexpected_count=int(each.result.get("unexpected_count") or 0) if not error else 0,
+        unexpected_examples=[
+            FailingExample(id=rows[i]["id"], split=rows[i]["split"], value=_jsonable(spec["value"](rows[i])))
+            for i in unexpected[:MAX_EXAMPLES]
+        ],
+        description=spec["description"]
+        if not error
+        else f"This check could not run ({error}); it is a Goldsmith bug, report it with the snapshot.",
+    )
 
 
 def _name(function: Callable) -> str:
     return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', type(function).__name__)}"
+
+
+def report_json(report: ValidationReport) -> str:
+    """validation.json's text: the report, keys sorted, two-space indents."""
+    return json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def options_for(store: Store, *, max_tokens: int = DEFAULT_MAX_TOKENS, tokenizer: str | None = None) -> ValidationOptions:
+    """The options a snapshot of this store is validated with: its taxonomy, and near-duplicates (MinHash) as leaks."""
+    from curation.examples.taxonomy import get_taxonomy
+    from curation.similarity.dedup import cross_split_pairs
+
+    return ValidationOptions(
+        taxonomy=get_taxonomy(store)[0], max_tokens=max_tokens, tokenizer=tokenizer, near_duplicate_pairs=cross_split_pairs
+    )
 
 
 def read_split(folder: Path, split: str) -> list[dict]:
@@ -425,7 +415,7 @@ def read_split(folder: Path, split: str) -> list[dict]:
     return records
 
 
-def validate_snapshot(folder: Path, options: ValidationOptions) -> dict[str, Any]:
+def validate_snapshot(folder: Path, options: ValidationOptions) -> ValidationReport:
     """Validate a snapshot folder and write the report to folder/validation.json.
 
     Args:
@@ -442,7 +432,7 @@ def validate_snapshot(folder: Path, options: ValidationOptions) -> dict[str, Any
     if not folder.is_dir():
         raise InvalidInput(f"{folder} is not a folder; give the path of a snapshot folder (it holds train.jsonl and eval.jsonl)")
     report = validate_records(read_split(folder, "train"), read_split(folder, "eval"), options)
-    blob = json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    blob = report_json(report)
     tmp: Path | None = None
     try:
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=".validation-", delete=False) as handle:

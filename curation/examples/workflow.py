@@ -78,11 +78,12 @@ def create_example(
         )
 
 
-def edit_example(store: Store, actor: str, example_id: int, expected_version: int, content: ExampleContent) -> Example:
+def edit_example(store: Store, actor: str, example_id: int, expected_version: int | None, content: ExampleContent) -> Example:
     """Replace an example's conversation and tags.
 
     Drafts and changes_requested examples keep their status; editing an approved example
-    sends it back to review. An edit that changes nothing saves nothing.
+    sends it back to review. An edit that changes nothing saves nothing. `expected_version` is
+    the version the author read (None: whatever is current, for scripts that read nothing first).
     """
     with store.write():
         user = acting_user(store, actor)
@@ -94,11 +95,45 @@ def edit_example(store: Store, actor: str, example_id: int, expected_version: in
         changes: dict[str, Any] = {"messages": content.messages, "tags": content.tags}
         if example.status == "approved" and (content.messages, content.tags) != (example.messages, example.tags):
             changes["status"] = "submitted"
-        return store.update_example(example_id, expected_version, user.username, "edit", changes)
+        return store.update_example(example_id, _version(example, expected_version), user.username, "edit", changes)
+
+
+def _version(example: Example, expected_version: int | None) -> int:
+    """The version a change is checked against: the one the caller read, or the current one."""
+    return example.version if expected_version is None else expected_version
+
+
+def save_example(
+    store: Store,
+    actor: str,
+    content: ExampleContent,
+    *,
+    example_id: int | None = None,
+    expected_version: int | None = None,
+    submit: bool = False,
+) -> Example:
+    """Save what an author wrote and, with `submit`, send it to review: one change, all or nothing.
+
+    Args:
+        store: the store.
+        actor: the author (or a lead).
+        content: the conversation and tags.
+        example_id: the example being edited; None writes a new one.
+        expected_version: the version the author opened (a change in between is a Conflict).
+        submit: also submit it (a draft or changes_requested example; an edited approved example
+            goes back to review by itself).
+    """
+    with store.write():
+        if example_id is None:
+            return create_example(store, actor, content, submit=submit)
+        saved = edit_example(store, actor, example_id, expected_version, content)
+        if submit and saved.status in SUBMITTABLE:
+            saved = submit_example(store, actor, saved.id, saved.version)
+        return saved
 
 
 def _move(
-    store: Store, actor: str, example_id: int, expected_version: int, action: str, allowed: set[str], target: str
+    store: Store, actor: str, example_id: int, expected_version: int | None, action: str, allowed: set[str], target: str
 ) -> Example:
     """One status move: check role, ownership and current status, then save with history."""
     with store.write():
@@ -107,7 +142,7 @@ def _move(
         require(user, f"{action}_example", example)
         if example.status not in allowed:
             raise state_error(example, f"{action}{'t' if action == 'submit' else ''}ed", allowed)
-        return store.update_example(example_id, expected_version, user.username, action, {"status": target})
+        return store.update_example(example_id, _version(example, expected_version), user.username, action, {"status": target})
 
 
 def _untouched_error(example: Example) -> InvalidInput:
@@ -118,7 +153,7 @@ def _untouched_error(example: Example) -> InvalidInput:
     )
 
 
-def submit_example(store: Store, actor: str, example_id: int, expected_version: int) -> Example:
+def submit_example(store: Store, actor: str, example_id: int, expected_version: int | None = None) -> Example:
     """Send a draft (or a reworked changes_requested example) to the review queue.
 
     Raises:
@@ -132,7 +167,7 @@ def submit_example(store: Store, actor: str, example_id: int, expected_version: 
         return _move(store, actor, example_id, expected_version, "submit", SUBMITTABLE, "submitted")
 
 
-def review_example(store: Store, actor: str, example_id: int, expected_version: int, review: ReviewInput) -> Review:
+def review_example(store: Store, actor: str, example_id: int, expected_version: int | None, review: ReviewInput) -> Review:
     """Record a reviewer's decision on the version they read and move the example on.
 
     An example in the overlap share (curation.examples.review_queue) needs two reviewers: the first review
@@ -147,6 +182,7 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
         require(user, "review_example", example)
         if example.status != "submitted":
             raise state_error(example, "reviewed", {"submitted"})
+        expected_version = _version(example, expected_version)
         first_of_two = needs_another_review(store, example, user.username)
         if first_of_two:  # refuse a stale read before recording anything (nothing about the example changes)
             store.update_example(example_id, expected_version, user.username, "review", {})
@@ -175,7 +211,7 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
         return stored
 
 
-def archive_example(store: Store, actor: str, example_id: int, expected_version: int) -> Example:
+def archive_example(store: Store, actor: str, example_id: int, expected_version: int | None = None) -> Example:
     """Retire an approved or rejected example (leads); it stays in the store and its history."""
     return _move(store, actor, example_id, expected_version, "archive", ARCHIVABLE, "archived")
 

@@ -2,7 +2,7 @@
 
 Real questions (a log of prompts) are matched to their nearest approved example by embedding
 similarity; the ones below the threshold are clustered into gap topics, and a gap topic can be
-turned into authoring tasks: each question assigned to an author, answered as a new example.
+turned into authoring tasks (curation.insight.tasks).
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from curation.datasets.formats import read_questions
-from curation.errors import InvalidInput, NotFound, PermissionDenied
-from curation.examples import workflow
+from curation.errors import InvalidInput
 from curation.examples.taxonomy import get_taxonomy
+from curation.insight.tasks import question_key
 from curation.people.permissions import require
 from curation.people.users import acting_user
+from curation.similarity.cache import embeddings
 from curation.store import Store, now
-from schemas import CoverageCell, CoverageReport, ExampleContent, GapTopic, MapPoint, QuestionMatch, Task
+from schemas import CoverageCell, CoverageReport, GapTopic, MapPoint, QuestionImportReport, QuestionMatch, Rejection
 
 DEFAULT_THRESHOLD = 0.5  # measured on the sample question log: see the README
 DEFAULT_GAP_DISTANCE = 0.65  # average cosine distance; on the sample log this recovers the planted gap topics
@@ -65,22 +65,20 @@ def taxonomy_coverage(store: Store) -> list[CoverageCell]:
     return sorted(cells, key=thinness)
 
 
-def import_questions(store: Store, actor: str, path: Path) -> dict[str, Any]:
+def import_questions(store: Store, actor: str, path: Path) -> QuestionImportReport:
     """Add a log of real user questions (leads). Re-importing adds nothing; bad lines are reported."""
-    from curation.similarity.dedup import text_key
-
     added, duplicates, rejected = 0, 0, []
     with store.write():
         require(acting_user(store, actor), "manage_coverage")
         for location, question, error in read_questions(path):
             if error:
-                rejected.append({"line": location, "reason": error})
+                rejected.append(Rejection(line=location, reason=error))
                 continue
-            digest = text_key(" ".join(question["text"].split()).casefold())
-            if store.db["questions"].count_where("content_hash = ?", [digest]):
+            digest = question_key(question["text"])
+            if store.db.table("questions").count_where("content_hash = ?", [digest]):
                 duplicates += 1
                 continue
-            store.db["questions"].insert(
+            store.db.table("questions").insert(
                 {
                     "text": question["text"],
                     "content_hash": digest,
@@ -92,7 +90,7 @@ def import_questions(store: Store, actor: str, path: Path) -> dict[str, Any]:
             )
             added += 1
         store.add_history("questions", path.name, "import_questions", actor, None, {"file": path.name, "imported": added})
-    return {"imported": added, "duplicates": duplicates, "rejected": rejected}
+    return QuestionImportReport(file=path.name, imported=added, duplicates=duplicates, rejected=rejected)
 
 
 def _label(texts: list[str], background: Counter) -> str:
@@ -163,8 +161,6 @@ def nearest_approved(store: Store, texts: list[str], model: str | None = None) -
         texts: the questions, non-empty.
         model: the embedding model (default: the offline all-MiniLM-L6-v2).
     """
-    from curation.similarity.dedup import embeddings
-
     examples = list(store.db.query("SELECT id, prompt_text, category FROM examples WHERE status = 'approved' ORDER BY id"))
     q_vecs, _ = embeddings(store, texts, model)
     if not examples:
@@ -274,146 +270,3 @@ def latest_gap_topics(store: Store) -> list[GapTopic]:
         )
         for r in rows
     ]
-
-
-# ------------------------------------------------------------------------------------------ tasks
-
-
-def _task(store: Store, row: dict[str, Any]) -> Task:
-    question = store.db["questions"].get(row["question_id"])["text"]
-    return Task.model_validate({**row, "question": question})
-
-
-def _insert_task(
-    store: Store, actor: str, question_id: int, assignee: str, *, gap_topic_id: int | None = None, note: str | None = None
-) -> Task:
-    row = {
-        "question_id": question_id,
-        "gap_topic_id": gap_topic_id,
-        "assignee": assignee,
-        "status": "open",
-        "example_id": None,
-        "created_by": actor,
-        "created_at": now(),
-        "version": 1,
-        "note": note,
-    }
-    task_id = store.db["tasks"].insert(row).last_pk
-    details = {"assignee": assignee, "question_id": question_id, **({"note": note} if note else {})}
-    store.add_history("task", task_id, "create_task", actor, None, details)
-    return _task(store, store.db["tasks"].get(task_id))
-
-
-def gap_topic_work(store: Store, actor: str, gap_topic_id: int, assignee: str, limit: int | None = None) -> tuple[str, list[int]]:
-    """Check a lead may hand out a gap topic's questions to `assignee`; their username and the question ids.
-
-    Args:
-        limit: at most this many questions, in the topic's order (None: all).
-
-    Raises:
-        PermissionDenied: the actor is not a lead, or the assignee may not write examples.
-        NotFound: no such gap topic or user.
-        InvalidInput: limit below 1.
-    """
-    if limit is not None and limit < 1:
-        raise InvalidInput(f"limit must be at least 1, got {limit}")
-    require(acting_user(store, actor), "manage_coverage")
-    author = store.get_user(assignee)
-    require(author, "create_example")
-    rows = list(store.db["gap_topics"].rows_where("id = ?", [gap_topic_id]))
-    if not rows:
-        raise NotFound(f"no gap topic {gap_topic_id}; `goldsmith coverage` lists them")
-    return author.username, json.loads(rows[0]["question_ids"])[:limit]
-
-
-def create_tasks(store: Store, actor: str, gap_topic_id: int, assignee: str, *, limit: int | None = None) -> list[Task]:
-    """Turn a gap topic's questions into authoring tasks for one author (leads). Questions already tasked are skipped."""
-    with store.write():
-        author, question_ids = gap_topic_work(store, actor, gap_topic_id, assignee, limit)
-        created = []
-        for qid in question_ids:
-            if store.db["tasks"].count_where("question_id = ? AND status = 'open'", [qid]):
-                continue
-            created.append(_insert_task(store, actor, qid, author, gap_topic_id=gap_topic_id))
-        return created
-
-
-def create_task(
-    store: Store,
-    actor: str,
-    text: str,
-    assignee: str,
-    *,
-    note: str,
-    source: str,
-    source_id: str | None = None,
-    action: str = "manage_coverage",
-) -> Task:
-    """One authoring task for a question from anywhere (an evaluation failure, a production log).
-
-    The question joins the question log with its source (e.g. `eval:run-1`), so coverage sees it
-    too; a question already open as a task returns that task instead of a second one.
-    """
-    from curation.similarity.dedup import text_key
-
-    text = " ".join(text.split())
-    if not text:
-        raise InvalidInput("the task's question is empty")
-    with store.write():
-        require(acting_user(store, actor), action)
-        author = store.get_user(assignee)
-        require(author, "create_example")
-        digest = text_key(text.casefold())
-        found = list(store.db["questions"].rows_where("content_hash = ?", [digest]))
-        if found:
-            question_id = found[0]["id"]
-        else:
-            question_id = (
-                store.db["questions"]
-                .insert({"text": text, "content_hash": digest, "source": source, "source_id": source_id, "imported_at": now()})
-                .last_pk
-            )
-        open_rows = list(store.db["tasks"].rows_where("question_id = ? AND status = 'open'", [question_id]))
-        if open_rows:
-            return _task(store, open_rows[0])
-        return _insert_task(store, actor, question_id, author.username, note=note)
-
-
-def list_tasks(store: Store, *, assignee: str | None = None, status: str | None = "open") -> list[Task]:
-    where, params = [], []
-    if assignee:
-        where.append("assignee = ?")
-        params.append(assignee.strip().lower())
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    return [_task(store, r) for r in store.db["tasks"].rows_where(" AND ".join(where) or None, params, order_by="id")]
-
-
-def complete_task(store: Store, actor: str, task_id: int, response: str, *, submit: bool = True, tags: Any = None) -> Task:
-    """Answer a task's question as a new example (by its assignee); the task records the example."""
-    with store.write():
-        rows = list(store.db["tasks"].rows_where("id = ?", [task_id]))
-        if not rows:
-            raise NotFound(f"no task {task_id}; `goldsmith tasks` lists yours")
-        task = _task(store, rows[0])
-        user = acting_user(store, actor)
-        if task.assignee != user.username:
-            raise PermissionDenied(f"task {task_id} is assigned to {task.assignee}")
-        if task.status != "open":
-            raise InvalidInput(f"task {task_id} is already done (example {task.example_id})")
-        content = ExampleContent.from_pair(task.question, response, tags=tags)
-        example = workflow.create_example(
-            store,
-            actor,
-            content,
-            submit=submit,
-            source="task",
-            source_id=str(task_id),
-            metadata={"task_id": task_id, "question_id": task.question_id},
-        )
-        store.db["tasks"].update(task_id, {"status": "done", "example_id": example.id, "version": task.version + 1})
-        store.add_history(
-            "task", task_id, "complete_task", actor, {"status": "open"}, {"status": "done", "example_id": example.id}
-        )
-        return _task(store, store.db["tasks"].get(task_id))

@@ -3,7 +3,7 @@ and which answers customers rated badly.
 
 Production conversation logs live in their own table (`prod_logs`), never among the examples:
 they are what the model said, not what it should say, so no snapshot or export ever sees them.
-A log's question reaches the authors only as an authoring task (coverage.create_task), answered
+A log's question reaches the authors only as an authoring task (tasks.create_task), answered
 as a new example that goes through review like any other.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 
 from curation.datasets.formats import DEFAULT_MAX_CHARS, FORMATS, detect_format, read_records
 from curation.errors import InvalidInput, NotFound
-from curation.insight.coverage import DEFAULT_GAP_DISTANCE, DEFAULT_THRESHOLD, create_task, gap_topics, nearest_approved
+from curation.insight.coverage import DEFAULT_GAP_DISTANCE, DEFAULT_THRESHOLD, Nearest, gap_topics, nearest_approved
+from curation.insight.tasks import create_task
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
@@ -38,7 +39,6 @@ TIME_KEYS = ("timestamp", "created_at", "received_at")  # the first one a record
 COMMENT_KEYS = ("comment", "feedback")
 _UP = {"up", "thumbs_up", "thumbsup", "+1", "1", "true", "yes", "👍"}
 _DOWN = {"down", "thumbs_down", "thumbsdown", "-1", "0", "false", "no", "👎"}
-_BAD_SQL = f"(rating <= {BAD_RATING} OR thumbs = 'down')"
 
 
 class _LogError(ValueError):
@@ -234,13 +234,25 @@ def monitor(
     if not rows:
         return MonitorReport(period=period, threshold=threshold, logs=0)
     found = nearest_approved(store, [r["question"] for r in rows], model)
-    best = found.similarity
-    covered = best >= threshold
+    covered = found.similarity >= threshold
     starts = [_start(datetime.fromisoformat(r["at"]), period) for r in rows]
-
     by_start: dict[date, list[int]] = {}
     for i, s in enumerate(starts):
         by_start.setdefault(s, []).append(i)
+    latest = max(by_start)
+    return MonitorReport(
+        period=period,
+        threshold=threshold,
+        logs=len(rows),
+        trend=_trend(rows, by_start, covered, period),
+        latest=latest,
+        gap_topics=_latest_gaps(rows, found, starts, latest, threshold, gap_distance),
+        bad_answers=_bad_answers(rows, found.similarity, covered)[::-1],
+    )
+
+
+def _trend(rows: list[dict[str, Any]], by_start: dict[date, list[int]], covered: np.ndarray, period: str) -> list[PeriodTrend]:
+    """One point per period from the first to the last, empty periods included."""
     trend, start = [], min(by_start)
     while start <= max(by_start):
         members = by_start.get(start, [])
@@ -256,19 +268,20 @@ def monitor(
             )
         )
         start = _next(start, period)
+    return trend
 
-    latest = max(by_start)
-    now_idx = np.array(by_start[latest])
+
+def _latest_gaps(
+    rows: list[dict[str, Any]], found: Nearest, starts: list[date], latest: date, threshold: float, gap_distance: float
+) -> list[ProductionGap]:
+    """The latest period's gap topics, each with how many uncovered questions of earlier periods belong to it."""
+    best = found.similarity
+    now_idx = np.array([i for i, s in enumerate(starts) if s == latest])
     position = {rows[i]["id"]: i for i in now_idx}
-    before = np.array([i for i, s in enumerate(starts) if s < latest and not covered[i]], dtype=int)
+    before = np.array([i for i, s in enumerate(starts) if s < latest and best[i] < threshold], dtype=int)
     topics = []
-    for topic in gap_topics(
-        [{"id": rows[i]["id"], "text": rows[i]["question"]} for i in now_idx],
-        found.vectors[now_idx],
-        best[now_idx],
-        threshold,
-        gap_distance,
-    ):
+    questions = [{"id": rows[i]["id"], "text": rows[i]["question"]} for i in now_idx]
+    for topic in gap_topics(questions, found.vectors[now_idx], best[now_idx], threshold, gap_distance):
         members = found.vectors[[position[log_id] for log_id in topic.question_ids]]
         # An earlier question belongs to the topic by the rule that grew the cluster (average linkage).
         earlier = int(((found.vectors[before] @ members.T).mean(axis=1) >= 1 - gap_distance).sum()) if len(before) else 0
@@ -281,8 +294,11 @@ def monitor(
                 earlier=earlier,
             )
         )
+    return topics
 
-    bad = [
+
+def _bad_answers(rows: list[dict[str, Any]], best: np.ndarray, covered: np.ndarray) -> list[BadAnswer]:
+    return [
         BadAnswer(
             log_id=r["id"],
             received_at=r["received_at"],
@@ -299,15 +315,6 @@ def monitor(
         for i, r in enumerate(rows)
         if _is_bad(r)
     ]
-    return MonitorReport(
-        period=period,
-        threshold=threshold,
-        logs=len(rows),
-        trend=trend,
-        latest=latest,
-        gap_topics=topics,
-        bad_answers=bad[::-1],
-    )
 
 
 def _comment(row: dict[str, Any]) -> str | None:
@@ -346,7 +353,7 @@ def create_log_tasks(store: Store, actor: str, log_ids: list[int], assignee: str
 
     Each task's note names the log, its rating or thumbs, the customer's comment and, for a badly
     rated answer, the answer given; `label` adds the gap topic the logs came from. A question
-    already open as a task keeps that task (coverage.create_task).
+    already open as a task keeps that task (tasks.create_task).
 
     Raises:
         InvalidInput: no log ids.

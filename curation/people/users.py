@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ValidationError
 
 from curation.errors import AuthenticationFailed, InvalidInput, MissingActor, NotFound, PermissionDenied, invalid
-from curation.people.permissions import require
+from curation.people.permissions import can, require
 from curation.store import Store, now
 from schemas import ROLES, User
 
@@ -30,6 +30,23 @@ def acting_user(store: Store, username: str | None) -> User:
         return store.get_user(username.strip().lower())
     except NotFound:
         raise PermissionDenied(f"no user named {username!r}; `goldsmith user list` shows who exists") from None
+
+
+def assignable_authors(store: Store) -> list[User]:
+    """Who can be given authoring work (a task, a gap topic's drafts): active users who may write examples."""
+    return [u for u in store.list_users() if can(u, "create_example")]
+
+
+def assignable_author(store: Store, username: str) -> User:
+    """The named user, when they can be given authoring work.
+
+    Raises:
+        NotFound: nobody has that name.
+        PermissionDenied: they are deactivated or their role does not write examples.
+    """
+    user = store.get_user(username)
+    require(user, "create_example")
+    return user
 
 
 def _check_password(password: str) -> None:

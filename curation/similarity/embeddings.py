@@ -44,7 +44,7 @@ CALIBRATION_SIZE = 200  # 150 and 300 gave the same cosines here; 300 cost 7 s m
 CHECK_SIZE = 150  # held-out sample texts the build compares with fp32 (plus PROBES)
 SHORT_TOKENS = 32  # texts with fewer tokens (counting [CLS] and [SEP]) use the float graph; see _OpenVINOModel
 _PACKAGED = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-_SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
+CALIBRATION_FILE = Path(__file__).resolve().with_name("calibration_texts.jsonl")
 # Kept in float: layer 0's FFN output (its activations have outliers int8 cannot hold) and the attention
 # itself (OpenVINO 2026.4's CPU plugin returns wrong vectors for int8 attention inputs padded to 32 tokens).
 _FLOAT_PATTERNS = [r".*layer\.0\.output\.dense/.*", r".*layer\.0\.ffn\.lin2/.*"]
@@ -174,24 +174,11 @@ def _open_int8(name: str, path: str) -> _OpenVINOModel:
 
 
 def calibration_texts() -> list[str]:
-    """In-domain texts from sample_data: prompts, responses, prompt+response pairs and logged questions,
-    shuffled with a fixed seed so every build calibrates on the same texts."""
-    import random
-
-    from curation.datasets.formats import read_records
-
-    texts = []
-    for file in sorted((_SAMPLE_DATA / "examples").glob("*")):
-        for record in read_records(file):
-            if record.content is not None:
-                c = record.content
-                texts += [c.prompt, c.response, f"{c.prompt}\n{c.response}"]
-    questions = _SAMPLE_DATA / "questions.jsonl"
-    if questions.is_file():
-        texts += [json.loads(line)["question"] for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
-    texts = sorted(set(texts))
-    random.Random(0).shuffle(texts)
-    return texts
+    """In-domain texts the int8 build calibrates on: the sample team's prompts, responses, prompt+response
+    pairs and logged questions, shuffled with a fixed seed (calibration_texts.jsonl, shipped with the
+    package, so a wheel install needs no sample_data; tests/test_embeddings.py checks it matches the sample data)."""
+    with CALIBRATION_FILE.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 PROBES = [  # the shapes users write: short, unicode, multi-line, and longer than the model reads (truncated)
@@ -235,7 +222,7 @@ def _build_int8(name: str, path: str, folder: Path) -> dict[str, Any]:
     used = set(calibration)
     check = [t for t in texts if t not in used][:CHECK_SIZE] + PROBES
     if len(calibration) < 50:
-        raise _Unsupported(f"too few calibration texts under {_SAMPLE_DATA} ({len(calibration)}); the int8 build needs 50+")
+        raise _Unsupported(f"too few calibration texts in {CALIBRATION_FILE} ({len(calibration)}); the int8 build needs 50+")
     # Our tokenizer must give the ids sentence-transformers gives, or the vectors cannot match.
     for text, ours in zip(check, runner.encode(check), strict=True):
         theirs = tokenizer(text.lower() if meta["lowercase"] else text, truncation=True, max_length=meta["max_seq_length"])

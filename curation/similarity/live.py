@@ -1,4 +1,6 @@
-"""The live duplicate check's index: kept in memory per process and brought up to date incrementally.
+"""The live duplicate check: which existing examples one draft repeats (exact, near, semantic).
+
+Its index is kept in memory per process and brought up to date incrementally.
 
 The first check in a process loads every example's signature and embedding (from the store's
 cache; missing ones are computed and cached). Every later check only reads the examples changed
@@ -13,12 +15,25 @@ from typing import Any
 
 import numpy as np
 
+from curation.similarity.cache import embeddings, signatures
+from curation.similarity.dedup import DEFAULT_SEMANTIC_THRESHOLD, METHODS
 from curation.store import Store
-from schemas import ExampleContent, LiveMatch, normalised_hash
+from schemas import ExampleContent, LiveMatch, normalised_hash, similarity_text
 
 MAX_MATCHES = 10
 _indexes: dict[tuple[str, str | None, bool], LiveIndex] = {}
 _lock = threading.Lock()
+
+
+def find_matches(
+    store: Store, content: ExampleContent, *, exclude_id: int | None = None, model: str | None = None, semantic: bool = True
+) -> list[LiveMatch]:
+    """Existing examples a draft repeats: exact, near and (optionally) semantic, strongest first.
+
+    Fast enough to run on every save: exact matches come from indexed hashes, near and semantic
+    ones from an in-process index brought up to date incrementally (LiveIndex).
+    """
+    return live_index(store, model=model, semantic=semantic).check(store, content, exclude_id=exclude_id)
 
 
 def live_index(store: Store, *, model: str | None = None, semantic: bool = True) -> LiveIndex:
@@ -45,13 +60,13 @@ class LiveIndex:
         near_threshold: float | None = None,
         semantic_threshold: float | None = None,
     ):
-        from curation.similarity import dedup, minhash
+        from curation.similarity import minhash
 
         self.model = model
         self.semantic = semantic
         self.params = minhash.SketchParams()
         self.near_threshold = near_threshold or minhash.DEFAULT_THRESHOLD
-        self.semantic_threshold = semantic_threshold or dedup.DEFAULT_SEMANTIC_THRESHOLD
+        self.semantic_threshold = semantic_threshold or DEFAULT_SEMANTIC_THRESHOLD
         self.lsh = minhash.build_index([], np.zeros((0, self.params.num_perm), np.uint64), self.near_threshold, self.params)
         self.versions: dict[int, int] = {}
         self.signature: dict[int, np.ndarray] = {}
@@ -65,7 +80,7 @@ class LiveIndex:
 
     def refresh(self, store: Store) -> int:
         """Apply every example changed since the last refresh. Returns how many changed."""
-        from curation.similarity import dedup, minhash
+        from curation.similarity import minhash
 
         rows = list(
             store.db.query(
@@ -79,8 +94,8 @@ class LiveIndex:
             return 0
         live = [r for r in rows if r["status"] != "archived"]
         texts = [_text(r["prompt_text"], r["response_text"]) for r in live]
-        sigs, _ = dedup.signatures(store, texts, self.params, keys=[r["content_hash"] for r in live])
-        vecs = dedup.embeddings(store, texts, self.model)[0] if self.semantic else None
+        sigs, _ = signatures(store, texts, self.params, keys=[r["content_hash"] for r in live])
+        vecs = embeddings(store, texts, self.model)[0] if self.semantic else None
         for row in rows:
             key = row["id"]
             if key in self.signature:
@@ -121,10 +136,7 @@ class LiveIndex:
                 [content.content_hash, normalised_hash(content.messages)],
             ):
                 found[row["id"]] = ("exact", 1.0)
-            text = _text(
-                "\n\n".join(m.content for m in content.messages if m.role in ("system", "user")),
-                "\n\n".join(m.content for m in content.messages if m.role == "assistant"),
-            )
+            text = similarity_text(content.messages)
             signature = minhash.sketch([text], self.params)[0]
             for key in minhash.query(self.lsh, signature, self.params):
                 similarity = minhash.jaccard_estimate(signature, self.signature[key])
@@ -147,8 +159,6 @@ class LiveIndex:
 
 
 def _matches(store: Store, found: dict[int, tuple[str, float]]) -> list[LiveMatch]:
-    from curation.similarity.dedup import METHODS
-
     if not found:
         return []
     ids = list(found)

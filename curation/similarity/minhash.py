@@ -432,7 +432,7 @@ def _estimates(sig: np.ndarray, i: np.ndarray, j: np.ndarray, step: int = 1 << 1
     return out / sig.shape[1]
 
 
-def _exact_jaccard(texts: Sequence[str], i: np.ndarray, j: np.ndarray, params: SketchParams) -> np.ndarray:
+def exact_jaccard(texts: Sequence[str], i: np.ndarray, j: np.ndarray, params: SketchParams = SketchParams()) -> np.ndarray:
     """The Jaccard similarity of the shingle sets of texts[i] and texts[j], pair by pair."""
     needed, local = np.unique(np.concatenate((i, j)), return_inverse=True)
     shingles, counts = _shingles([texts[k] for k in needed.tolist()], params.shingle_size)
@@ -497,9 +497,31 @@ def near_duplicate_clusters(
     if texts is not None:
         close = similarity >= threshold - 2.5 / params.num_perm**0.5
         i, j = i[close], j[close]
-        similarity = _exact_jaccard(texts, i, j, params)
+        similarity = exact_jaccard(texts, i, j, params)
     passed = similarity >= threshold
     return _groups(keys, i[passed].tolist(), j[passed].tolist(), similarity[passed].tolist())
+
+
+def cross_pairs(
+    left: Sequence[str], right: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD, params: SketchParams = SketchParams()
+) -> set[tuple[int, int]]:
+    """(left index, right index) of every pair across two sets of texts that are near-duplicates.
+
+    The same rule as `near_duplicate_clusters` with texts: LSH candidates (datasketch's MinHashLSH
+    over `left`), checked by the exact Jaccard similarity of their shingle sets.
+    """
+    _check_threshold(threshold)
+    if not left or not right:
+        return set()
+    left_sigs, right_sigs = _sketch(left, params), _sketch(right, params)
+    index = build_index(list(range(len(left))), left_sigs, threshold, params)
+    found = [(a, b) for b, sig in enumerate(right_sigs) for a in query(index, sig, params)]
+    if not found:
+        return set()
+    i = np.array([a for a, _ in found])
+    j = np.array([len(left) + b for _, b in found])
+    passed = exact_jaccard([*left, *right], i, j, params) >= threshold
+    return {pair for pair, ok in zip(found, passed.tolist(), strict=True) if ok}
 
 
 def _groups(keys: list, i: list[int], j: list[int], similarity: list[float]) -> list[tuple[list, float]]:

@@ -36,12 +36,12 @@ def _dumps(value: Any) -> str:
 
 def _example_to_row(messages: tuple[Message, ...], tags: Tags) -> dict[str, Any]:
     """The content columns of an example row (the rest are workflow columns)."""
-    from schemas import content_hash, normalised_hash
+    from schemas import content_hash, normalised_hash, prompt_text, response_text
 
     return {
         "messages": _dumps([m.model_dump() for m in messages]),
-        "prompt_text": "\n\n".join(m.content for m in messages if m.role in ("system", "user")),
-        "response_text": "\n\n".join(m.content for m in messages if m.role == "assistant"),
+        "prompt_text": prompt_text(messages),
+        "response_text": response_text(messages),
         "category": tags.category,
         "response_type": tags.response_type,
         "knowledge_area": tags.knowledge_area,
