@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("app.cli_training", "runs_app"),
     "eval": ("app.cli_training", "eval_command"),
     "judge": ("app.cli_training", "judge_app"),
+    "jobs": ("app.cli_jobs", "jobs_app"),
     "serve-model": ("app.cli_serve_model", "serve_model_command"),
 }
 

@@ -65,7 +65,7 @@ def handle_errors(fn: F) -> F:
             fail(explain(error), EXIT_USAGE)
         except OSError as error:
             fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), EXIT_USAGE)
-        except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
+        except Exception as error:
             if os.environ.get("GOLDSMITH_DEBUG"):
                 raise
             fail(f"unexpected error ({type(error).__name__}: {error}); rerun with GOLDSMITH_DEBUG=1 and report it", EXIT_FAILED)
@@ -109,11 +109,6 @@ def echo_rejected(rejected: list[Any], shown: int = 50) -> None:
         typer.echo(f"  {'line ' + str(r.line) if r.line is not None else 'record ' + str(r.index)}: {r.reason}", err=True)
     if len(rejected) > shown:
         typer.echo(f"  ... and {len(rejected) - shown} more (use --json for all)", err=True)
-
-
-def one_line(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def read_text_arg(value: str) -> str:

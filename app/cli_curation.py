@@ -14,13 +14,12 @@ from app.cli_common import (
     JsonOption,
     emit_json,
     handle_errors,
-    one_line,
     open_store,
     parse_tags,
     table,
 )
 from curation.errors import InvalidInput
-from schemas import DEFAULT_MAX_TOKENS, ExampleContent, Tags
+from schemas import DEFAULT_MAX_TOKENS, ExampleContent, Tags, one_line
 
 tasks_app = typer.Typer(help="Authoring tasks made from gap topics: list, create, complete.", no_args_is_help=True)
 ModelOption = Annotated[str | None, typer.Option(help="Embedding model (default: the offline all-MiniLM-L6-v2).")]

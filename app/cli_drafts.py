@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -12,13 +13,12 @@ from app.cli_common import (
     DbOption,
     JsonOption,
     emit_json,
-    one_line,
     open_store,
     parse_tags,
     read_text_arg,
     table,
 )
-from schemas import Tags
+from schemas import Tags, one_line
 
 ModelRefOption = Annotated[
     str,
@@ -91,10 +91,13 @@ def draft_gap_command(
     as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Draft an answer to every question of a gap topic, as draft examples of one author (leads)."""
-    from training.drafts import draft_gap_topic
+    """Draft an answer to every question of a gap topic, as draft examples of one author (leads).
 
-    examples = draft_gap_topic(
+    It runs as a drafting job (its progress on stderr) and waits; Ctrl+C stops it, keeping the drafts already saved.
+    """
+    from training.drafts import run_gap_drafting
+
+    examples = run_gap_drafting(
         open_store(db),
         as_user,
         gap_topic,
@@ -103,6 +106,7 @@ def draft_gap_command(
         limit=limit,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
+        output=sys.stderr,
     )
     if as_json:
         emit_json(examples)

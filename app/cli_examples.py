@@ -16,7 +16,6 @@ from app.cli_common import (
     DbOption,
     JsonOption,
     emit_json,
-    one_line,
     open_store,
     parse_tags,
     read_text_arg,
@@ -24,7 +23,7 @@ from app.cli_common import (
 )
 from curation.errors import InvalidInput
 from curation.examples import workflow
-from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags
+from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags, one_line
 
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", help="category=…, response_type=… or knowledge_area=… (repeatable).")

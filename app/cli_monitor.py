@@ -16,11 +16,11 @@ from app.cli_common import (
     echo_rejected,
     emit_json,
     handle_errors,
-    one_line,
     open_store,
     table,
 )
 from curation.datasets.formats import DEFAULT_MAX_CHARS
+from schemas import one_line
 
 logs_app = typer.Typer(help="Production conversation logs (kept apart from the examples).", no_args_is_help=True)
 monitor_app = typer.Typer(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli_common import DEFAULT_DB, DbOption, open_store
+
+if TYPE_CHECKING:
+    from training.serving import ServedModel
 
 
 def _is_loopback(host: str) -> bool:
@@ -38,7 +41,7 @@ def serve_model_command(
     if not _is_loopback(host):
         typer.echo(f"Warning: binding {host}: anyone who can reach it can use the model; there is no authentication.", err=True)
 
-    def ready(served) -> None:  # noqa: ANN001 - a training.serving.ServedModel
+    def ready(served: ServedModel) -> None:
         base = f"http://{host}:{port}"
         typer.echo(
             f"Serving {served.name} ({served.folder}) at {base}/v1 as model {served.name!r}; "

@@ -1,17 +1,24 @@
-"""`goldsmith train | runs | eval | judge`: LoRA runs, their monitoring, and the blind evaluation."""
+"""`goldsmith train | runs | eval | judge`: LoRA runs, their monitoring, and the blind evaluation.
+
+Training and evaluation run as jobs (training.jobs): in the foreground the command streams the
+worker's progress to stderr and waits; `--detach` starts the run in the background and returns.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli_common import DEFAULT_DB, AsOption, DbOption, JsonOption, emit_json, handle_errors, one_line, open_store, table
+from app.cli_common import DEFAULT_DB, AsOption, DbOption, JsonOption, emit_json, handle_errors, open_store, table
 from curation.errors import InvalidInput
+from schemas import one_line
+
+if TYPE_CHECKING:
+    from schemas.training import Run
 
 runs_app = typer.Typer(help="Training runs: list, show, metrics, cancel, resume.", no_args_is_help=True)
 judge_app = typer.Typer(help="Blind side-by-side evaluation: next, vote, win rate, task.", no_args_is_help=True)
@@ -22,32 +29,19 @@ ProcessesOption = Annotated[
 DetachOption = Annotated[bool, typer.Option("--detach", help="Start the run in the background and return at once.")]
 
 
-def _execute(db: Path, run_id: str, *, processes: int, detach: bool, as_json: bool) -> None:
-    """Run the worker: in the background (--detach), or in the foreground with its progress on stderr."""
-    from training import runs
-
-    store = open_store(db)
-    run = runs.get_run(store, run_id)
-    if detach:
-        run = runs.launch(store, run, processes=processes)
-        if as_json:
-            emit_json(run)
-        else:
-            typer.echo(f"Run {run.id} started in the background (pid {run.pid}); follow it with `goldsmith runs show {run.id}`.")
-        return
-    command = runs.worker_command(str(db.resolve()), run.id, processes=processes)
-    started = time.monotonic()
-    code = subprocess.run(command, stdout=sys.stderr, check=False).returncode
-    run = runs.get_run(store, run.id)
+def _show(run: Run, *, detach: bool, as_json: bool, seconds: float) -> None:
+    """A launched run: started in the background (--detach), or as it ended; exit 1 when it failed or died."""
     if as_json:
         emit_json(run)
+    elif detach:
+        typer.echo(f"Run {run.id} started in the background (pid {run.pid}); follow it with `goldsmith runs show {run.id}`.")
     else:
-        _describe(run, time.monotonic() - started)
-    if run.status == "failed" or code not in (0, -2, 130):
+        _describe(run, seconds)
+    if not detach and run.status in ("failed", "died"):
         raise typer.Exit(1)
 
 
-def _describe(run, seconds: float | None = None) -> None:  # noqa: ANN001 - a Run
+def _describe(run: Run, seconds: float | None = None) -> None:
     result = run.result
     typer.echo(f"Run {run.id} ({run.name}): {run.status} at step {run.step}/{run.total_steps or '?'}")
     if run.error:
@@ -82,15 +76,14 @@ def train_command(
 ) -> None:
     """Fine-tune a LoRA adapter on a snapshot (leads). Ctrl+C or SIGTERM saves a checkpoint; resume with `runs resume`."""
     from training.config import load_config, parse_overrides
-    from training.runs import create_run
+    from training.runs import start_run
 
     overrides = parse_overrides(setting or [])
     overrides.update({"base_model": base_model, "max_steps": max_steps})
     cfg = load_config(config, overrides)
-    run = create_run(open_store(db), as_user, snapshot, cfg, name=name)
-    if not as_json:
-        typer.echo(f"Run {run.id}: {cfg.base_model} on snapshot {run.snapshot_id}, config {run.config_hash}", err=True)
-    _execute(db, run.id, processes=processes, detach=detach, as_json=as_json)
+    started = time.monotonic()
+    run = start_run(open_store(db), as_user, snapshot, cfg, name=name, processes=processes, wait=not detach, output=sys.stderr)
+    _show(run, detach=detach, as_json=as_json, seconds=time.monotonic() - started)
 
 
 @runs_app.command("resume")
@@ -104,17 +97,11 @@ def runs_resume(
     as_json: JsonOption = False,
 ) -> None:
     """Resume an interrupted, died, failed or cancelled run from its last complete checkpoint (leads)."""
-    from curation.people.permissions import require
-    from curation.people.users import acting_user
-    from schemas.training import RESUMABLE_STATUSES
-    from training.runs import get_run
+    from training.runs import resume_run
 
-    store = open_store(db)
-    require(acting_user(store, as_user), "launch_training")
-    run = get_run(store, run_id)
-    if run.status not in RESUMABLE_STATUSES:
-        raise InvalidInput(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE_STATUSES)} runs can be resumed")
-    _execute(db, run.id, processes=processes, detach=detach, as_json=as_json)
+    started = time.monotonic()
+    run = resume_run(open_store(db), as_user, run_id, processes=processes, wait=not detach, output=sys.stderr)
+    _show(run, detach=detach, as_json=as_json, seconds=time.monotonic() - started)
 
 
 @runs_app.command("list")
@@ -220,19 +207,25 @@ def eval_command(
     as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Eval loss and perplexity for base and tuned, and answers to every eval prompt for the blind side-by-side (leads)."""
-    from training.evaluate import evaluate_run
+    """Eval loss and perplexity for base and tuned, and answers to every eval prompt for the blind side-by-side (leads).
 
-    report = evaluate_run(open_store(db), as_user, run_id, max_new_tokens=max_new_tokens, limit=limit, force=force)
+    It runs as an evaluation job (its progress on stderr) and waits for the report; Ctrl+C stops it.
+    """
+    from training.evaluate import run_evaluation
+
+    report = run_evaluation(
+        open_store(db), as_user, run_id, max_new_tokens=max_new_tokens, limit=limit, force=force, output=sys.stderr
+    )
     if as_json:
         emit_json(report)
         return
-    base, tuned = report["base"], report["tuned"]
+    base, tuned = report.base, report.tuned
+    fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
     typer.echo(
-        f"Eval loss: base {base['eval_loss']:.4f} (ppl {base['perplexity']:.1f}), tuned {tuned['eval_loss']:.4f} "
-        f"(ppl {tuned['perplexity']:.1f}) on {report['examples']} eval examples."
+        f"Eval loss: base {fmt(base.eval_loss, '.4f')} (ppl {fmt(base.perplexity, '.1f')}), "
+        f"tuned {fmt(tuned.eval_loss, '.4f')} (ppl {fmt(tuned.perplexity, '.1f')}) on {report.examples} eval examples."
     )
-    typer.echo(f"{report['comparisons']} blind comparisons are ready: `goldsmith judge next {report['run_id']} --as REVIEWER`.")
+    typer.echo(f"{report.comparisons} blind comparisons are ready: `goldsmith judge next {report.run_id} --as REVIEWER`.")
 
 
 @judge_app.command("next")
@@ -286,11 +279,12 @@ def judge_vote(
         if key not in RUBRIC or not value.strip().isdigit():
             raise InvalidInput(f"--score needs NAME=1..5 with NAME one of {', '.join(RUBRIC)}; got {pair!r}")
         rubric[key] = int(value)
-    result = vote(open_store(db), as_user, comparison_id, VoteInput(choice=choice.lower(), rubric=rubric, comment=comment))
+    judgement = VoteInput.model_validate({"choice": choice.lower(), "rubric": rubric, "comment": comment})
+    result = vote(open_store(db), as_user, comparison_id, judgement)
     if as_json:
         emit_json(result)
         return
-    typer.echo(f"Recorded. Winner: {result['winner']}.")
+    typer.echo(f"Recorded. Winner: {result.winner}.")
 
 
 @judge_app.command("winrate")

@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from curation.people.permissions import can
 from curation.store import Store
 from schemas import Example, User
 
+T = TypeVar("T")
 DB_ENV = "GOLDSMITH_DB"
 PAGES = Path(__file__).resolve().parent / "pages"
 NAV = [  # (file, title, icon, url path, the action a user needs to see it; None: everyone signed in)
@@ -117,8 +118,8 @@ def show_error(error: Exception) -> None:
         raise error
 
 
-def attempt(action: Callable[[], Any]) -> Any:
-    """Call `action`; on a user-caused error show it and return None."""
+def attempt(action: Callable[..., T]) -> T | None:
+    """Call `action` (with no arguments); on a user-caused error show it and return None."""
     try:
         return action()
     except (GoldsmithError, ValidationError) as error:
@@ -172,11 +173,6 @@ def tags_line(example: Example) -> str:
     if t.labels:
         parts.append("labels: " + ", ".join(t.labels))
     return " · ".join(parts) or "untagged"
-
-
-def one_line(text: str, width: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ------------------------------------------------------------------------------------------ forms

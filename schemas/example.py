@@ -116,6 +116,12 @@ def normalise_text(text: str, *, punctuation: bool = True) -> str:
     return " ".join(text.split())
 
 
+def one_line(text: str, width: int = 90) -> str:
+    """Text on one line (whitespace collapsed), cut to `width` characters with an ellipsis (tables, lists, errors)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def prompt_text(messages: list[Message] | tuple[Message, ...]) -> str:
     """The system and user turns, in order, a blank line between (the store's prompt_text column)."""
     return "\n\n".join(m.content for m in messages if m.role in ("system", "user"))

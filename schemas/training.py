@@ -180,3 +180,94 @@ class WinRate(BaseModel):
     ci_low: float | None
     ci_high: float | None
     confidence: float = 0.95
+
+
+class LossFigures(BaseModel):
+    """One model's loss on the eval split: mean loss per assistant token, and its exponential."""
+
+    model_config = ConfigDict(frozen=True)
+
+    eval_loss: float | None
+    perplexity: float | None
+
+
+class GenerationSettings(BaseModel):
+    """How the compared answers were generated."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_new_tokens: int
+    decoding: str = "greedy"
+
+
+class EvaluationReport(BaseModel):
+    """What evaluating a completed run found: base against tuned on the eval split, and the blind comparisons written."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    snapshot_id: str
+    examples: int
+    base: LossFigures
+    tuned: LossFigures
+    generation: GenerationSettings
+    eval_loss_drop: float | None = Field(None, description="(base - tuned) / base eval loss")
+    comparisons: int
+
+
+Winner = Literal["tuned", "base", "tie"]
+
+
+class VoteResult(BaseModel):
+    """A recorded blind vote, and which model won it (revealed once the vote is cast)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    comparison_id: int
+    reviewer: str
+    choice: Choice
+    rubric: dict[str, int] = Field(default_factory=dict)
+    comment: str = ""
+    created_at: datetime
+    winner: Winner
+
+
+class ModelCard(BaseModel):
+    """A tuned run's card: lineage, config, training metrics, its evaluation and the blind win rate.
+
+    Served as JSON by `goldsmith serve-model`; `evaluation` is None until the run is evaluated.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: Literal["adapter"] = "adapter"
+    name: str
+    status: RunStatus
+    snapshot: dict[str, str | None]
+    base_model: str
+    base_model_path: str | None
+    config_hash: str
+    code_version: str
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    config: TrainConfig
+    lineage: dict[str, Any]
+    metrics: dict[str, Any]
+    evaluation: EvaluationReport | None
+    win_rate: WinRate
+    adapter: str
+    merged: str | None
+
+
+class BaseModelCard(BaseModel):
+    """The card of a base model served as it is (no run, no adapter)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: Literal["base"] = "base"
+    base_model: str
+    base_model_path: str

@@ -1,14 +1,18 @@
 """The Training, Compare and Playground pages through AppTest, and the playground's chat service.
 
-Runs, metrics and comparisons are written straight into a real store (no model is trained); the
-chat service is checked with a tiny Llama built in a tmp folder.
+Runs, metrics and comparisons are written straight into a real store (no model is trained here).
+What the pages start runs for real: a train job whose worker fails on a missing base model, and
+evaluation jobs on a tiny Llama (built in a tmp folder) with an untrained adapter. The chat
+service is checked with the same tiny Llama.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,7 +24,8 @@ from curation.datasets.snapshots import create_snapshot
 from curation.errors import Conflict, InvalidInput, PermissionDenied
 from curation.store import now
 from schemas.training import TrainConfig
-from training import runs
+from training import jobs, runs
+from training.evaluate import evaluation, start_evaluation
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -93,8 +98,9 @@ def completed_run(store, snapshot, **config):
 
 def add_comparisons(store, run, tuned_is=("a", "b")) -> list[int]:
     """What evaluate_run writes: one evaluation report and one blind comparison per eval prompt."""
-    report = {"run_id": run.id, "examples": len(tuned_is), "comparisons": len(tuned_is), "eval_loss_drop": 0.2}
+    report = {"run_id": run.id, "snapshot_id": run.snapshot_id, "examples": len(tuned_is), "comparisons": len(tuned_is)}
     report |= {"base": {"eval_loss": 2.5, "perplexity": 12.2}, "tuned": {"eval_loss": 2.0, "perplexity": 7.4}}
+    report |= {"generation": {"max_new_tokens": 16, "decoding": "greedy"}, "eval_loss_drop": 0.2}
     store.db["evaluations"].insert({"run_id": run.id, "created_at": now(), "created_by": "lee", "report": json.dumps(report)})
     ids = []
     for n, side in enumerate(tuned_is):
@@ -113,36 +119,29 @@ def add_comparisons(store, run, tuned_is=("a", "b")) -> list[int]:
     return ids
 
 
-class FakeProcess:
-    """Stands in for subprocess.Popen: records the command, never starts anything."""
+def with_adapter(run, model_folder: Path) -> None:
+    """Give a run an untrained LoRA adapter on `model_folder` (what a completed run leaves in adapter/)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    calls: list[list[str]] = []
-    exit_code: int | None = None
-
-    def __init__(self, command, stdout=None, **kwargs):
-        FakeProcess.calls.append(list(command))
-        self.pid = os.getpid()  # alive, and not a child: a queued run keeps its status
-        self.stdout = stdout
-        if hasattr(stdout, "write"):
-            stdout.write(b"Error: run has no adapter yet\n")
-
-    def poll(self):
-        return FakeProcess.exit_code
+    adapter = Path(run.run_dir) / "adapter"
+    lora = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model_folder), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    )
+    lora.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(model_folder).save_pretrained(adapter)
 
 
-@pytest.fixture
-def fake_popen(monkeypatch):
-    """Goldsmith's own workers (training.worker, `goldsmith eval`) are faked; git and the rest run for real."""
-    real = subprocess.Popen
-
-    def popen(command, *args, **kwargs):
-        if "training.worker" in command or "app.cli" in command:
-            return FakeProcess(command, **kwargs)
-        return real(command, *args, **kwargs)
-
-    FakeProcess.calls, FakeProcess.exit_code = [], None
-    monkeypatch.setattr(subprocess, "Popen", popen)
-    return FakeProcess
+def job_ended(store, job_id: str, timeout: float = 300):
+    """Poll the job service (as the page does) until the job's worker process has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = jobs.get_job(store, job_id)
+        if not job.active:
+            return job
+        time.sleep(0.1)
+    log = Path(job.log_path)
+    pytest.fail(f"job {job_id} still {job.status} after {timeout} s\n{log.read_text()[-3000:] if log.exists() else ''}")
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -181,43 +180,57 @@ def test_training_page_refuses_a_non_lead(app_store, snapshot):
         ("warmup_ratio: 2", "warmup_ratio"),
     ],
 )
-def test_bad_settings_show_an_error_and_launch_nothing(app_store, snapshot, fake_popen, yaml_text, message):
+def test_bad_settings_show_an_error_and_launch_nothing(app_store, snapshot, yaml_text, message):
     at = app(app_store, "lee", "pages/training.py")
     one(at.text_area, "More settings (YAML, optional)").input(yaml_text)
     one(at.button, "Launch").click().run()
     assert_no_exception(at)
     assert at.error and message in at.error[0].value
-    assert runs.list_runs(app_store) == [] and fake_popen.calls == []
+    assert runs.list_runs(app_store) == [] and jobs.list_jobs(app_store) == []
 
 
-def test_launch_creates_the_run_and_starts_its_worker(app_store, snapshot, fake_popen):
+def test_launch_creates_the_run_and_starts_its_train_job(app_store, snapshot, tmp_path):
+    missing = tmp_path / "no-such-model"  # the real worker starts, then fails on it: a quick, real end
     at = app(app_store, "lee", "pages/training.py")
+    one(at.text_input, "Base model").input(str(missing))
     one(at.number_input, "Max steps (0: use epochs)").set_value(5)
     one(at.number_input, "LoRA r").set_value(4)
     one(at.text_area, "More settings (YAML, optional)").input("schedule: linear\nlora_r: 8")
     one(at.button, "Launch").click().run()
     assert_no_exception(at)
     [run] = runs.list_runs(app_store)
-    assert (run.status, run.config.max_steps, run.config.lora_r, run.config.schedule) == ("queued", 5, 8, "linear")
-    assert fake_popen.calls == [runs.worker_command(str(app_store.path), run.id)]
-    assert f"Run {run.id} launched" in at.success[0].value
-    assert one(at.button, "Launch").key is not None and [m.value for m in at.metric if m.label == "Status"] == ["queued"]
+    assert (run.config.max_steps, run.config.lora_r, run.config.schedule) == (5, 8, "linear")
+    [job] = jobs.list_jobs(app_store)
+    assert (job.kind, job.target, job.created_by, job.params) == ("train", run.id, "lee", {"run_id": run.id, "processes": 1})
+    assert f"Run {run.id} launched (worker pid {job.pid})" in at.success[0].value
+    assert one(at.button, "Launch").key is not None
+    assert job.log_path == str(Path(run.run_dir) / "worker.log") and f"Worker log: `{job.log_path}`" in texts(at)
+    done = job_ended(app_store, job.id)
+    assert done.status == "failed" and "does not exist" in done.error
+    at.run()
+    assert_no_exception(at)
+    assert {m.label: m.value for m in at.metric}["Status"] == "failed" and "does not exist" in at.error[0].value
+    assert one(at.button, "Resume from the last checkpoint")
 
 
-def test_a_dead_run_can_be_resumed(app_store, snapshot, fake_popen):
-    run = new_run(app_store, snapshot)
+def test_a_dead_run_is_resumed_through_resume_run(app_store, snapshot, tmp_path):
+    run = new_run(app_store, snapshot, base_model=str(tmp_path / "no-such-model"))
     app_store.db["runs"].update(run.id, {"status": "running", "pid": dead_pid()})  # its worker is gone, the lock is free
     at = app(app_store, "lee", "pages/training.py")
     assert {m.label: m.value for m in at.metric}["Status"] == "died"
-    assert "resume with" in at.error[0].value
+    assert "resume with `goldsmith runs resume" in at.error[0].value
     one(at.button, "Resume from the last checkpoint").click().run()
     assert_no_exception(at)
-    assert fake_popen.calls == [runs.worker_command(str(app_store.path), run.id)]
-    assert runs.get_run(app_store, run.id).status == "queued"
+    job = jobs.latest_job(app_store, "train", run.id)
+    assert job is not None and job.created_by == "lee" and f"Run {run.id} resumed (worker pid {job.pid})" in at.success[0].value
+    assert [e.kind for e in runs.events(app_store, run.id)][-1] == "launched"
+    assert job_ended(app_store, job.id).status == "failed"
+    assert runs.get_run(app_store, run.id).status == "failed"  # the worker claimed the run and recorded why it stopped
 
 
-def test_a_completed_run_shows_its_result_and_starts_an_evaluation(app_store, snapshot, fake_popen):
-    run = completed_run(app_store, snapshot)
+def test_a_completed_run_is_evaluated_by_a_job_and_shows_the_report(app_store, snapshot, tiny_lm):
+    run = completed_run(app_store, snapshot, base_model=str(tiny_lm))
+    with_adapter(run, tiny_lm)
     at = app(app_store, "lee", "pages/training.py")
     metrics = {m.label: m.value for m in at.metric}
     assert (
@@ -225,41 +238,61 @@ def test_a_completed_run_shows_its_result_and_starts_an_evaluation(app_store, sn
     )
     assert "Not evaluated yet" in texts(at)
     assert not at.checkbox  # nothing to regenerate yet
-    one(at.number_input, "Eval prompts (0: all)").set_value(2)
+    one(at.number_input, "Longest answer (new tokens)").set_value(16)
+    one(at.number_input, "Eval prompts (0: all)").set_value(1)
     one(at.button, "Evaluate").click().run()
     assert_no_exception(at)
-    [command] = fake_popen.calls
-    assert command[1:5] == ["-m", "app.cli", "eval", run.id]
-    assert command[command.index("--limit") + 1] == "2" and "--force" not in command
-    assert command[command.index("--db") + 1] == str(app_store.path) and command[command.index("--as") + 1] == "lee"
-    assert "Evaluating in the background" in texts(at) and not [b for b in at.button if b.label == "Evaluate"]
-    fake_popen.exit_code = 1
+    job = jobs.latest_job(app_store, "evaluate", run.id)
+    assert job.params == {"run_id": run.id, "max_new_tokens": 16, "limit": 1, "force": False, "seed": 0}
+    assert f"Evaluation of {run.id} started (job {job.id})" in at.success[0].value
+    assert f"Evaluating in the background (job {job.id}" in texts(at) and not [b for b in at.button if b.label == "Evaluate"]
+    done = job_ended(app_store, job.id)
+    assert done.status == "completed", done.error
     at.run()
     assert_no_exception(at)
-    assert "exit code 1: Error: run has no adapter yet" in at.error[0].value
-    assert one(at.button, "Evaluate")  # it can be started again
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Eval examples"] == "1" and metrics["Tuned eval loss"] != "n/a"
+    assert done.result["comparisons"] == 1 and done.result == evaluation_of(app_store, run.id)
+    assert at.checkbox and one(at.button, "Evaluate")  # it can be run again, regenerating
 
 
-def test_an_evaluation_is_seen_from_any_session_and_a_died_one_is_reported(app_store, snapshot, locks):
-    from training.evaluate import EVAL_LOCK, evaluate_run
+def evaluation_of(store, run_id: str) -> dict:
+    return evaluation(store, run_id).model_dump(mode="json")
 
-    run = completed_run(app_store, snapshot)
-    # another process (here: this one) evaluates the run: a second evaluation is refused
-    locks.enter_context(runs.run_lock(run.run_dir, EVAL_LOCK, "is already being evaluated"))
-    runs.log_event(app_store, run.id, "evaluation_started", f"pid {os.getpid()}: 1 eval prompts, by lee")
-    with pytest.raises(Conflict, match=f"is already being evaluated \\(pid {os.getpid()}\\)"):
-        evaluate_run(app_store, "lee", run.id)
-    at = app(app_store, "lee", "pages/training.py")  # a session that did not start it
+
+def test_an_evaluation_that_fails_shows_its_error_and_log(app_store, snapshot, tiny_lm):
+    run = completed_run(app_store, snapshot, base_model=str(tiny_lm))
+    adapter = Path(run.run_dir) / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")  # passes the quick check; the worker cannot load it
+    job = start_evaluation(app_store, "lee", run.id)
+    done = job_ended(app_store, job.id)
+    assert done.status == "failed" and done.error
+    at = app(app_store, "lee", "pages/training.py")
     assert_no_exception(at)
-    assert f"Evaluating in the background (pid {os.getpid()})" in texts(at)
-    assert not [b for b in at.button if b.label == "Evaluate"]
+    assert "The last evaluation" in at.error[0].value and "failed" in at.error[0].value
+    assert f"Full log: `{done.log_path}`" in texts(at) and one(at.button, "Evaluate")
 
-    locks.close()  # the evaluating process dies without a word
+
+def test_an_evaluation_is_seen_from_any_session_and_a_died_one_is_reported(app_store, snapshot, tiny_lm):
+    run = completed_run(app_store, snapshot, base_model=str(tiny_lm))
+    with_adapter(run, tiny_lm)
+    job = start_evaluation(app_store, "lee", run.id)
+    os.kill(job.pid, signal.SIGSTOP)  # frozen where it is: alive and at work, as far as anyone can tell
+    try:
+        with pytest.raises(Conflict, match=f"run {run.id} is already being evaluated by job {job.id}"):
+            start_evaluation(app_store, "lee", run.id)
+        at = app(app_store, "lee", "pages/training.py")  # a session that did not start it
+        assert_no_exception(at)
+        assert f"Evaluating in the background (job {job.id}" in texts(at) and f"pid {job.pid}" in texts(at)
+        assert not [b for b in at.button if b.label == "Evaluate"]
+    finally:
+        os.kill(job.pid, signal.SIGKILL)  # the evaluating process dies without a word
+        os.waitpid(job.pid, 0)
     at = app(app_store, "lee", "pages/training.py")
-    assert "stopped without finishing (its process died)" in at.warning[0].value and one(at.button, "Evaluate")
-    runs.log_event(app_store, run.id, "evaluation_failed", "RuntimeError: out of memory")
-    at = app(app_store, "lee", "pages/training.py")
-    assert "failed: RuntimeError: out of memory" in at.warning[0].value
+    assert_no_exception(at)
+    assert "stopped without finishing" in at.warning[0].value and f"pid {job.pid}) is gone" in at.warning[0].value
+    assert one(at.button, "Evaluate") and jobs.get_job(app_store, job.id).status == "died"
 
 
 # ------------------------------------------------------------------------------------------ compare

@@ -255,3 +255,33 @@ def test_demo_command_loads_once_and_never_overwrites(tmp_path):
     again = run("demo", "--db", db)
     assert again.exit_code == 2 and "already exists" in again.stderr
     assert json.loads(run("stats", "--db", db, "--json").stdout)["examples"] >= 150
+
+
+def test_training_commands_refuse_in_one_line_before_any_worker_starts(db):
+    from conftest import make_example
+    from curation.datasets.snapshots import create_snapshot
+    from curation.store import Store
+    from schemas.training import TrainConfig
+    from training import runs
+
+    store = Store(db)
+    make_example(store, "approved", reviewer="rita")
+    make_example(store, "approved", prompt="When is my bill due?", response="On the first.", reviewer="rita")
+    snapshot = create_snapshot(store, "lee", "v1", eval_fraction=0.5, validate=False)
+    run_id = runs.create_run(store, "lee", snapshot.id, TrainConfig(max_steps=1)).id
+    cases = [
+        (["train", snapshot.id, "--detach", "--as", "rita"], 1, "rita is a reviewer and cannot launch training"),
+        (["runs", "resume", run_id, "--as", "lee"], 2, f"run {run_id} is queued; only interrupted, died, failed, cancelled"),
+        (["runs", "resume", run_id, "--as", "amy"], 1, "amy is an author and cannot launch training"),
+        (["eval", run_id, "--as", "lee"], 2, f"run {run_id} is queued; only a completed run can be evaluated"),
+        (["eval", run_id, "--as", "rita"], 1, "rita is a reviewer and cannot launch training"),
+    ]
+    for args, code, message in cases:
+        result = run(*args, "--db", db)
+        assert result.exit_code == code, result.output
+        assert result.stderr.startswith("Error: ") and message in result.stderr and result.stderr.count("\n") == 1
+    runs.finish(store, run_id, "completed", result={})
+    result = run("runs", "resume", run_id, "--as", "lee", "--db", db)
+    assert result.exit_code == 2 and "is completed; only interrupted" in result.stderr and "start a new run" in result.stderr
+    assert store.db.table("jobs").count == 0 and len(runs.list_runs(store)) == 1  # refused: nothing started
+    store.close()

@@ -19,7 +19,7 @@ from app.cli import app as cli
 from app_helpers import app, one
 from conftest import GOOD_RUBRIC, content, dump, make_example
 from curation.datasets.snapshots import create_snapshot
-from curation.errors import InvalidInput, NotFound, PermissionDenied
+from curation.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from curation.examples import workflow
 from curation.examples.drafts import (
     accept_draft,
@@ -362,6 +362,87 @@ def test_review_page_shows_the_draft_badge_and_diff(app_store):
     assert "Started as a model draft (tiny-llama + run run-7)" in at.info[0].value
     diff = at.code[0].value
     assert f"-{DRAFT}" in diff and "+Open the app and tap Claims." in diff
+
+
+def completed_run_with_adapter(store, model_folder: Path, folder: Path):
+    """A completed run (no training: an untrained LoRA adapter on `model_folder`), as the Model picker lists it."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from schemas.training import TrainConfig
+    from training import runs
+
+    make_example(store, "approved", prompt="Is hail covered?", response="Under comprehensive cover.")
+    snap = create_snapshot(store, "lee", "v1", eval_fraction=0.0, validate=False, root=folder / "snaps")
+    run = runs.create_run(store, "lee", snap.id, TrainConfig(base_model=str(model_folder), max_steps=1))
+    adapter = Path(run.run_dir) / "adapter"
+    lora = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model_folder), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    )
+    lora.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(model_folder).save_pretrained(adapter)
+    runs.finish(store, run.id, "completed", result={})
+    return run
+
+
+def wait_job(store, job_id: str, timeout: float = 300):
+    """Poll the job service (as the Dashboard does) until the job's worker process has ended."""
+    import time
+
+    from training.jobs import get_job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = get_job(store, job_id)
+        if not job.active:
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"job {job_id} still {job.status} after {timeout} s\n{Path(job.log_path).read_text()[-3000:]}")
+
+
+def test_the_dashboards_draft_form_starts_a_drafting_job_any_session_sees(app_store, tiny_lm, tmp_path):
+    from training.drafts import start_gap_drafting
+    from training.jobs import latest_job
+
+    run = completed_run_with_adapter(app_store, tiny_lm, tmp_path)
+    topic = gap_topic(app_store, ["Where do I send photos?", "Can I send a video?"])
+    at = page(app_store, "lee", "dashboard")
+    one(at.selectbox, "Drafts for").select("al")
+    one(at.selectbox, "Model").select(run.id)
+    one(at.number_input, "How many questions").set_value(2)
+    one(at.button, "Draft answers").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = latest_job(app_store, "draft_gap", topic)
+    assert (job.created_by, job.params["model"], job.params["assignee"], job.params["limit"]) == ("lee", run.id, "al", 2)
+    assert f"in the background (job {job.id})" in at.success[0].value
+    with pytest.raises(Conflict, match=f"gap topic {topic} is already being drafted"):  # nor from another door
+        start_gap_drafting(app_store, "lee", topic, run.id, "amy")
+    done = wait_job(app_store, job.id)
+    assert done.status == "completed", done.error
+    made = [app_store.get_example(i) for i in done.result["example_ids"]]
+    assert [(e.author, e.prompt, e.metadata["drafted_by"]["run_id"]) for e in made] == [
+        ("al", "Where do I send photos?", run.id),
+        ("al", "Can I send a video?", run.id),
+    ]
+    at = page(app_store, "lee", "dashboard")  # a fresh session reads the outcome from the store
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Last batch: 2 drafts for al (job {job.id})" in "\n".join(c.value for c in at.caption)
+
+
+def test_a_drafting_job_refused_before_it_starts_and_one_that_fails(team, tmp_path):
+    from training.drafts import start_gap_drafting
+
+    topic = gap_topic(team, ["Where do I send photos?"])
+    with pytest.raises(PermissionDenied, match="manage coverage"):
+        start_gap_drafting(team, "amy", topic, "base:x", "amy")
+    with pytest.raises(NotFound, match="no run matches 'smollm2'"):
+        start_gap_drafting(team, "lee", topic, "smollm2", "amy")
+    with pytest.raises(InvalidInput, match="name the base model"):
+        start_gap_drafting(team, "lee", topic, "base: ", "amy")
+    assert team.db.table("jobs").count == 0
+    job = start_gap_drafting(team, "lee", topic, base_ref(str(tmp_path / "nope")), "amy")
+    done = wait_job(team, job.id)
+    assert done.status == "failed" and "does not exist" in done.error and done.result["example_ids"] == []
 
 
 def test_dashboard_shows_the_drafted_share_and_a_leads_draft_form(app_store):

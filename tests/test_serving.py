@@ -190,7 +190,7 @@ def test_the_model_card_carries_lineage_metrics_and_win_rate(served: Served, dem
     assert card["win_rate"]["votes"] == 1 and card["win_rate"]["win_rate"] == 1.0
     assert card["merged"] == str(served.run_dir / "merged")
     with _store(served.db) as store:
-        assert card == json.loads(json.dumps(model_card(store, served.run_id)))
+        assert card == model_card(store, served.run_id).model_dump(mode="json")
     assert get_json(f"{served.url}/model-card") == card
 
 
@@ -248,4 +248,4 @@ def test_only_a_completed_run_is_served(served: Served, demo_template: DemoTempl
             prepare(store, f"base:{tiny_lm}", merge=True)
         base = prepare(store, f"base:{tiny_lm}")
     assert base.name == f"base:{tiny_lm}" and base.folder == str(tiny_lm)
-    assert base.card() == {"id": base.name, "kind": "base", "base_model": str(tiny_lm), "base_model_path": str(tiny_lm)}
+    assert base.card_json() == {"id": base.name, "kind": "base", "base_model": str(tiny_lm), "base_model_path": str(tiny_lm)}

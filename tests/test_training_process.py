@@ -98,7 +98,7 @@ def test_kill_9_then_resume_from_the_last_complete_checkpoint(demo_db, demo_temp
         stop_process(proc)
 
     died = runs.get_run(store, run.id)
-    assert died.status == "died" and f"resume with `goldsmith train --resume {run.id}`" in died.error
+    assert died.status == "died" and f"resume with `goldsmith runs resume {run.id}`" in died.error
     assert runs.events(store, run.id)[-1].kind == "died"
     checkpoint = complete_checkpoints(run_dir)[0]
     resume_step = int(checkpoint.name.removeprefix("step-"))
@@ -189,7 +189,7 @@ def test_cancel_stops_the_worker_as_cancelled(demo_db, demo_template, tiny_lm): 
     store = Store(demo_db)
     run = runs.create_run(store, LEAD, demo_template.small_id, tiny_config(tiny_lm, **ENDLESS))
     run_dir = Path(run.run_dir)
-    launched = runs.launch(store, run)  # as the app starts it: a separate process, logging to worker.log
+    launched = runs.launch(store, LEAD, run.id)  # as the app starts it: a train job's process, logging to worker.log
     assert launched.status == "queued" and launched.pid
     log = run_dir / "worker.log"
     try:
@@ -238,7 +238,8 @@ def ddp_snapshot(request, tmp_path: Path, demo_template: DemoTemplate):  # noqa:
             prompt=f"My car broke down near {town} after {n + 2} miles. Who do I call?",
             response="Call roadside assistance at 1-800-555-0199; a tow truck is usually there within an hour.",
         )
-    snapshot = create_snapshot(store, "lee", "same-answers", eval_fraction=0.2, validate=False)
+    # One answer on purpose: dedup would group all ten (one side of the split), so no groups here
+    snapshot = create_snapshot(store, "lee", "same-answers", eval_fraction=0.2, groups="none", validate=False)
     assert (snapshot.train, snapshot.eval) == (8, 2)
     yield store, snapshot.id, "lee"
     store.close()
@@ -308,3 +309,45 @@ def test_two_processes_train_like_one_accumulating_both_micro_batches(ddp_snapsh
     for i, moments in opt_b["state"].items():
         for name in ("exp_avg", "exp_avg_sq"):
             assert torch.allclose(opt_a["state"][i][name], moments[name], rtol=1e-4, atol=1e-9), (i, name)
+
+
+def test_ctrl_c_stops_the_foreground_train_command_with_a_checkpoint(demo_db, demo_template, tiny_lm, tmp_path):  # noqa: F811
+    """`goldsmith train` runs its train job attached: the worker's progress on stderr, the run on stdout.
+    Ctrl+C (SIGINT to the terminal's process group) reaches the worker too: it saves a checkpoint and
+    the command ends with the run interrupted, resumable."""
+    import sys
+
+    import yaml
+
+    from training import jobs
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tiny_lm, **ENDLESS).model_dump(mode="json")))
+    command = [sys.executable, "-m", "app.cli", "train", demo_template.small_id, "--config", str(config)]
+    command += ["--db", str(demo_db), "--as", LEAD, "--json"]
+    log = tmp_path / "cli.err"
+    store = Store(demo_db)
+    with open(log, "wb") as err:
+        # its own process group, as a terminal gives a command: the attached worker shares it
+        proc = subprocess.Popen(command, cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    try:
+        run = wait_for(lambda: next(iter(runs.list_runs(store)), None), "the run to be recorded", log=log)
+        wait_for(first_checkpoint(Path(run.run_dir)), "a complete checkpoint", log=log)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    shown = json.loads(out)
+    stopped = runs.get_run(store, run.id)
+    assert shown["id"] == run.id and shown["status"] == stopped.status == "interrupted"
+    assert complete_checkpoints(Path(run.run_dir))[0].name == f"step-{stopped.step:08d}"
+    progress = log.read_text()
+    assert f"Run {run.id}: {tiny_lm} on snapshot {demo_template.small_id}" in progress  # the worker's lines, streamed
+    assert "Stopping: the work ends at its next safe point" in progress and f"run {run.id}: interrupted" in progress
+    job = jobs.latest_job(store, "train", run.id)
+    assert job.status == "cancelled" and job.result["step"] == stopped.step and "runs resume" in job.error
+    assert f"run {run.id}: interrupted" in (Path(run.run_dir) / "worker.log").read_text()  # the log keeps a copy
+    store.close()

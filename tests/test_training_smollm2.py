@@ -119,11 +119,12 @@ def test_smollm2_blind_comparison_votes_win_rate_and_task(smollm2_run: Trained, 
     with pytest.raises(PermissionDenied):
         evaluate_run(store, REVIEWER, run_id, max_new_tokens=16, limit=2)
     report = evaluate_run(store, LEAD, run_id, max_new_tokens=16, limit=2)
-    assert report["examples"] == report["comparisons"] == 2
+    assert report.examples == report.comparisons == 2
     for side in ("base", "tuned"):
-        loss = report[side]["eval_loss"]
-        assert math.isfinite(loss) and report[side]["perplexity"] == pytest.approx(math.exp(loss))
-    assert report["generation"] == {"max_new_tokens": 16, "decoding": "greedy"}
+        figures = getattr(report, side)
+        assert figures.eval_loss is not None and math.isfinite(figures.eval_loss)
+        assert figures.perplexity == pytest.approx(math.exp(figures.eval_loss))
+    assert report.generation.model_dump() == {"max_new_tokens": 16, "decoding": "greedy"}
     assert evaluation(store, run_id) == report
     kinds = [e.kind for e in runs.events(store, run_id)]
     assert kinds[-2:] == ["evaluation_started", "evaluated"] and evaluating(runs.get_run(store, run_id)) is None
@@ -139,10 +140,10 @@ def test_smollm2_blind_comparison_votes_win_rate_and_task(smollm2_run: Trained, 
 
     with pytest.raises(PermissionDenied):
         vote(store, AUTHOR, first.id, VoteInput(choice="a"))
-    assert vote(store, REVIEWER, first.id, VoteInput(choice=first.tuned_is, rubric={"accuracy": 4}))["winner"] == "tuned"
-    assert vote(store, SECOND_REVIEWER, first.id, VoteInput(choice="tie", comment=" same "))["comment"] == "same"
+    assert vote(store, REVIEWER, first.id, VoteInput(choice=first.tuned_is, rubric={"accuracy": 4})).winner == "tuned"
+    assert vote(store, SECOND_REVIEWER, first.id, VoteInput(choice="tie", comment=" same ")).comment == "same"
     base_side = "b" if second.tuned_is == "a" else "a"
-    assert vote(store, REVIEWER, second.id, VoteInput(choice=base_side))["winner"] == "base"
+    assert vote(store, REVIEWER, second.id, VoteInput(choice=base_side)).winner == "base"
     with pytest.raises(Conflict, match=f"{REVIEWER} already judged comparison {first.id}"):
         vote(store, REVIEWER, first.id, VoteInput(choice="tie"))
     with pytest.raises(ValidationError, match="rubric score accuracy=6 must be between 1 and 5"):

@@ -1,6 +1,7 @@
 """Evaluation: eval loss for base and tuned, generated answers, blind side-by-side, win rate.
 
-`evaluate_run` scores both models on the snapshot's eval split (loss and perplexity on the
+`evaluate_run` (run by an evaluation job's worker: `start_evaluation` starts one, `run_evaluation`
+starts one and waits) scores both models on the snapshot's eval split (loss and perplexity on the
 reference answers) and writes one comparison per eval prompt: the base model's answer and the
 tuned model's answer in a seeded random order, so reviewers cannot tell which is which. Votes
 (better A, better B, tie; rubric; comment) turn into a win rate with a Wilson interval, and a
@@ -14,16 +15,27 @@ import math
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from curation.errors import Conflict, InvalidInput, NotFound
+from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound
 from curation.insight.tasks import create_task
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
-from schemas import Task
-from schemas.training import Comparison, Run, VoteInput, WinRate
+from schemas import Job, Snapshot, Task
+from schemas.jobs import EvaluateJobParams
+from schemas.training import (
+    Comparison,
+    EvaluationReport,
+    GenerationSettings,
+    LossFigures,
+    Run,
+    VoteInput,
+    VoteResult,
+    WinRate,
+)
 from training.data import collate, encode_records, loss_model, read_split
+from training.jobs import start_job
 from training.runs import get_run, lock_holder, log_event, run_lock
 
 GENERATION_BATCH = 8
@@ -94,21 +106,22 @@ def generate(
     return answers
 
 
-def evaluate_run(
-    store: Store,
-    actor: str,
-    run_id: str,
-    *,
-    max_new_tokens: int = 256,
-    limit: int | None = None,
-    seed: int = 0,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Score base and tuned on the eval split and write the blind comparisons (leads)."""
+def _evaluable(
+    store: Store, actor: str, run_id: str, *, force: bool, limit: int | None
+) -> tuple[Run, Snapshot, list[dict[str, Any]]]:
+    """Check that `actor` may evaluate the run now; the run, its snapshot and the eval records to use.
+
+    Raises:
+        PermissionDenied: the actor is not a lead.
+        InvalidInput: the run is not completed, has no adapter, or its snapshot has no eval examples.
+        Conflict: reviewers already voted on its comparisons and `force` is not set.
+    """
     require(acting_user(store, actor), "launch_training")
     run = get_run(store, run_id)
     if run.status != "completed":
         raise InvalidInput(f"run {run.id} is {run.status}; only a completed run can be evaluated")
+    if not (Path(run.run_dir) / "adapter" / "adapter_config.json").exists():
+        raise InvalidInput(f"run {run.id} has no adapter at {Path(run.run_dir) / 'adapter'}; was its folder moved?")
     voted = store.db.execute(
         "SELECT count(*) FROM votes JOIN comparisons c ON c.id = comparison_id WHERE c.run_id = ?", [run.id]
     ).fetchone()[0]
@@ -118,7 +131,29 @@ def evaluate_run(
     records = read_split(Path(snapshot.path) / "eval.jsonl")[:limit]
     if not records:
         raise InvalidInput(f"snapshot {snapshot.id} has no eval examples; cut one with --eval-fraction above 0")
-    # One evaluation of a run at a time; the app reads the lock and these events to show its progress.
+    return run, snapshot, records
+
+
+def evaluate_run(
+    store: Store,
+    actor: str,
+    run_id: str,
+    *,
+    max_new_tokens: int = 256,
+    limit: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+) -> EvaluationReport:
+    """Score base and tuned on the eval split and write the blind comparisons (leads), in this process.
+
+    The job service runs this in an evaluation job's worker; `start_evaluation` starts one.
+
+    Raises:
+        PermissionDenied, InvalidInput, Conflict: as `start_evaluation`; Conflict also when another
+        process is evaluating the run.
+    """
+    run, snapshot, records = _evaluable(store, actor, run_id, force=force, limit=limit)
+    # One evaluation of a run at a time, however it was started.
     with run_lock(Path(run.run_dir), EVAL_LOCK, "is already being evaluated", "wait for it to finish"):
         log_event(store, run.id, "evaluation_started", f"pid {os.getpid()}: {len(records)} eval prompts, by {actor}")
         try:
@@ -126,14 +161,73 @@ def evaluate_run(
         except BaseException as error:
             log_event(store, run.id, "evaluation_failed", f"{type(error).__name__}: {error}"[:500])
             raise
-        drop = report.get("eval_loss_drop")
+        drop = report.eval_loss_drop
         log_event(
             store,
             run.id,
             "evaluated",
-            f"{report['comparisons']} blind comparisons" + (f"; eval loss {drop:.1%} lower" if drop is not None else ""),
+            f"{report.comparisons} blind comparisons" + (f"; eval loss {drop:.1%} lower" if drop is not None else ""),
         )
     return report
+
+
+def start_evaluation(
+    store: Store,
+    actor: str,
+    run_id: str,
+    *,
+    max_new_tokens: int = 256,
+    limit: int | None = None,
+    force: bool = False,
+    wait: bool = False,
+    output: TextIO | None = None,
+) -> Job:
+    """Evaluate a completed run as a job in its own process (leads); the Training page's Evaluate button.
+
+    Everything that can be checked before the model loads is checked here, so a refusal is
+    immediate; the job's result is the EvaluationReport's JSON.
+
+    Args:
+        store: the store (a database file).
+        actor: the lead who asks (launch_training).
+        run_id: a completed run's id or unique id prefix.
+        max_new_tokens: the longest generated answer.
+        limit: only the first N eval prompts (None: all).
+        force: regenerate even if reviewers already voted (the votes are deleted).
+        wait: stay attached until it ends; else return at once with the job queued.
+        output: with `wait`, where the worker's output goes.
+
+    Raises:
+        PermissionDenied: the actor is not a lead.
+        InvalidInput: the run is not completed, has no adapter, or there is nothing to evaluate on.
+        Conflict: reviewers already voted (without `force`), or the run is already being evaluated.
+    """
+    run, _, _ = _evaluable(store, actor, run_id, force=force, limit=limit)
+    params = EvaluateJobParams(run_id=run.id, max_new_tokens=max_new_tokens, limit=limit, force=force)
+    return start_job(store, actor, "evaluate", params.model_dump(), wait=wait, output=output)
+
+
+def run_evaluation(
+    store: Store,
+    actor: str,
+    run_id: str,
+    *,
+    max_new_tokens: int = 256,
+    limit: int | None = None,
+    force: bool = False,
+    output: TextIO | None = None,
+) -> EvaluationReport:
+    """Evaluate a completed run as a job and wait for its report (`goldsmith eval`); arguments as `start_evaluation`.
+
+    Raises:
+        GoldsmithError: the evaluation failed, died or was stopped (the message says why).
+    """
+    job = start_evaluation(
+        store, actor, run_id, max_new_tokens=max_new_tokens, limit=limit, force=force, wait=True, output=output
+    )
+    if job.status != "completed" or job.result is None:
+        raise GoldsmithError(f"the evaluation of run {job.target} {job.status}: {job.error or 'no report'} (job {job.id})")
+    return EvaluationReport.model_validate(job.result)
 
 
 def evaluating(run: Run) -> str | None:
@@ -142,8 +236,8 @@ def evaluating(run: Run) -> str | None:
 
 
 def _evaluate_run(
-    store: Store, actor: str, run: Run, snapshot: Any, records: list[dict[str, Any]], max_new_tokens: int, seed: int
-) -> dict[str, Any]:
+    store: Store, actor: str, run: Run, snapshot: Snapshot, records: list[dict[str, Any]], max_new_tokens: int, seed: int
+) -> EvaluationReport:
     model, tokenizer = load_tuned(run)
     with model.disable_adapter():
         base_loss = eval_loss(model, tokenizer, records, run.config.max_seq_length)
@@ -153,22 +247,22 @@ def _evaluate_run(
         base_answers = generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens)
     tuned_answers = generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens)
     order = random.Random(f"{run.id}:{seed}")
-    report = {
-        "run_id": run.id,
-        "snapshot_id": snapshot.id,
-        "examples": len(records),
-        "base": {"eval_loss": base_loss, "perplexity": math.exp(base_loss) if base_loss is not None else None},
-        "tuned": {"eval_loss": tuned_loss, "perplexity": math.exp(tuned_loss) if tuned_loss is not None else None},
-        "generation": {"max_new_tokens": max_new_tokens, "decoding": "greedy"},
-    }
-    if base_loss and tuned_loss is not None:
-        report["eval_loss_drop"] = (base_loss - tuned_loss) / base_loss
+    report = EvaluationReport(
+        run_id=run.id,
+        snapshot_id=snapshot.id,
+        examples=len(records),
+        base=LossFigures(eval_loss=base_loss, perplexity=math.exp(base_loss) if base_loss is not None else None),
+        tuned=LossFigures(eval_loss=tuned_loss, perplexity=math.exp(tuned_loss) if tuned_loss is not None else None),
+        generation=GenerationSettings(max_new_tokens=max_new_tokens, decoding="greedy"),
+        eval_loss_drop=(base_loss - tuned_loss) / base_loss if base_loss and tuned_loss is not None else None,
+        comparisons=len(records),
+    )
     with store.write():
         store.db.execute("DELETE FROM votes WHERE comparison_id IN (SELECT id FROM comparisons WHERE run_id = ?)", [run.id])
         store.db.execute("DELETE FROM comparisons WHERE run_id = ?", [run.id])
         for record, prompt, reference, base, tuned in zip(records, prompts, references, base_answers, tuned_answers, strict=True):
             tuned_is = order.choice("ab")
-            store.db["comparisons"].insert(
+            store.db.table("comparisons").insert(
                 {
                     "run_id": run.id,
                     "example_id": record.get("id"),
@@ -180,24 +274,19 @@ def _evaluate_run(
                     "created_at": now(),
                 }
             )
-        report["comparisons"] = len(records)
-        store.db["evaluations"].upsert(
-            {"run_id": run.id, "created_at": now(), "created_by": actor, "report": json.dumps(report)}, pk="run_id"
+        store.db.table("evaluations").upsert(
+            {"run_id": run.id, "created_at": now(), "created_by": actor, "report": report.model_dump_json()}, pk="run_id"
         )
         store.add_history(
-            "run",
-            run.id,
-            "evaluate_run",
-            actor,
-            None,
-            {"comparisons": len(records), "eval_loss_drop": report.get("eval_loss_drop")},
+            "run", run.id, "evaluate_run", actor, None, {"comparisons": len(records), "eval_loss_drop": report.eval_loss_drop}
         )
     return report
 
 
-def evaluation(store: Store, run_id: str) -> dict[str, Any] | None:
+def evaluation(store: Store, run_id: str) -> EvaluationReport | None:
+    """The run's last evaluation report, or None before it is evaluated."""
     row = store.db.execute("SELECT report FROM evaluations WHERE run_id = ?", [run_id]).fetchone()
-    return json.loads(row[0]) if row else None
+    return EvaluationReport.model_validate_json(row[0]) if row else None
 
 
 def _comparison(row: dict[str, Any]) -> Comparison:
@@ -205,7 +294,8 @@ def _comparison(row: dict[str, Any]) -> Comparison:
 
 
 def get_comparison(store: Store, comparison_id: int) -> Comparison:
-    rows = list(store.db["comparisons"].rows_where("id = ?", [comparison_id]))
+    """A blind comparison by id (with which side the tuned model wrote: not for reviewers' eyes)."""
+    rows = list(store.db.table("comparisons").rows_where("id = ?", [comparison_id]))
     if not rows:
         raise NotFound(f"no comparison {comparison_id}")
     return _comparison(rows[0])
@@ -235,13 +325,13 @@ def judged(store: Store, reviewer: str, run_id: str) -> tuple[int, int]:
     return done, total
 
 
-def vote(store: Store, reviewer: str, comparison_id: int, judgement: VoteInput) -> dict[str, Any]:
-    """Record a reviewer's blind judgement; each reviewer judges a comparison once."""
+def vote(store: Store, reviewer: str, comparison_id: int, judgement: VoteInput) -> VoteResult:
+    """Record a reviewer's blind judgement; each reviewer judges a comparison once. The result reveals the winner."""
     user = acting_user(store, reviewer)
     require(user, "judge_models")
     comparison = get_comparison(store, comparison_id)
     with store.write():
-        if store.db["votes"].count_where("comparison_id = ? AND reviewer = ?", [comparison_id, user.username]):
+        if store.db.table("votes").count_where("comparison_id = ? AND reviewer = ?", [comparison_id, user.username]):
             raise Conflict(f"{user.username} already judged comparison {comparison_id}")
         row = {
             "comparison_id": comparison_id,
@@ -251,10 +341,10 @@ def vote(store: Store, reviewer: str, comparison_id: int, judgement: VoteInput) 
             "comment": judgement.comment.strip(),
             "created_at": now(),
         }
-        row["id"] = store.db["votes"].insert(row).last_pk
+        vote_id = store.db.table("votes").insert(row).last_pk
         store.add_history("comparison", comparison_id, "vote", user.username, None, {"choice": judgement.choice})
     winner = "tie" if judgement.choice == "tie" else ("tuned" if judgement.choice == comparison.tuned_is else "base")
-    return {**row, "winner": winner}
+    return VoteResult.model_validate({**row, "id": vote_id, "rubric": judgement.rubric, "winner": winner})
 
 
 def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -1,34 +1,35 @@
-"""Training runs in the store: create, claim, heartbeat, metrics, events, cancel, liveness, launch.
+"""Training runs in the store: create, launch and resume, claim, heartbeat, metrics, events, cancel, liveness.
 
 A run is one row in `runs`; its files live in its run folder (config.yaml, checkpoints/,
-adapter/, lineage.json, worker.log). The process that trains holds an exclusive lock on
-`run.lock` in that folder for as long as it lives: a second launch of the same run fails to
+adapter/, lineage.json, worker.log). A run trains as a train job (training.jobs): `launch`,
+`resume_run` and `start_run` check who asks and the run's status, then start the job, whose
+worker trains the run (training.worker). The process that trains holds an exclusive lock on
+`run.lock` in that folder for as long as it lives: a second worker on the same run fails to
 take it, and a run marked running whose lock is free has died (the kernel drops the lock with
 the process, so kill -9 is detected at once).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from curation.datasets.snapshots import verify_snapshot
-from curation.errors import Conflict, InvalidInput, NotFound
+from curation.errors import InvalidInput, NotFound
 from curation.osutil import pid_alive
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
 from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, MetricPoint, Run, RunEvent, TrainConfig
 from training.config import save_config
+from training.jobs import file_lock, file_lock_holder, start_job
 
 LOCK_FILE = "run.lock"
 
@@ -82,8 +83,9 @@ def get_run(store: Store, run_id: str) -> Run:
 
 
 def list_runs(store: Store, *, snapshot_id: str | None = None) -> list[Run]:
+    """Runs, newest first (on one snapshot when given), with their liveness refreshed."""
     where, params = ("snapshot_id = ?", [snapshot_id]) if snapshot_id else (None, [])
-    return [refresh(store, _from_row(r)) for r in store.db["runs"].rows_where(where, params, order_by="created_at desc")]
+    return [refresh(store, _from_row(r)) for r in store.db.table("runs").rows_where(where, params, order_by="created_at desc")]
 
 
 def create_run(
@@ -122,7 +124,7 @@ def create_run(
         "version": 1,
     }
     with store.write():
-        store.db["runs"].insert(row)
+        store.db.table("runs").insert(row)
         store.add_history(
             "run", run_id, "create_run", user.username, None, {"snapshot": snapshot.id, "config_hash": row["config_hash"]}
         )
@@ -131,10 +133,11 @@ def create_run(
 
 
 def _event(store: Store, run_id: str, kind: str, message: str) -> None:
-    store.db["run_events"].insert({"run_id": run_id, "at": now(), "kind": kind, "message": message})
+    store.db.table("run_events").insert({"run_id": run_id, "at": now(), "kind": kind, "message": message})
 
 
 def log_event(store: Store, run_id: str, kind: str, message: str) -> None:
+    """Add an event to the run's timeline (its own write)."""
     with store.write():
         _event(store, run_id, kind, message)
 
@@ -149,51 +152,26 @@ def _update(store: Store, run_id: str, changes: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- the worker's side
 
 
-@contextmanager
 def run_lock(
     run_dir: Path, name: str = LOCK_FILE, busy: str = "is already running", advice: str = "cancel it or wait"
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Hold one of the run's locks (training: run.lock; evaluation: eval.lock) for the life of the block.
 
     The kernel drops the lock when the process dies, kill -9 included, so a free lock means nobody
     is at work. A held lock raises Conflict saying the run `busy`, the holder's pid and `advice`.
     """
-    handle = open(Path(run_dir) / name, "a+")  # noqa: SIM115 - held across the yield
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise Conflict(f"run {Path(run_dir).name} {busy} (pid {holder}); {advice}") from error
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+    return file_lock(Path(run_dir), name, owner=f"run {Path(run_dir).name}", busy=busy, advice=advice)
 
 
 def lock_holder(run_dir: Path, name: str = LOCK_FILE) -> str | None:
     """The pid (as written) of the process holding one of the run's locks, or None when it is free."""
-    path = Path(run_dir) / name
-    if not path.exists():
-        return None
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            return handle.read().strip() or "?"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
+    return file_lock_holder(Path(run_dir), name)
 
 
 def claim(store: Store, run_id: str, *, world_size: int) -> Run:
     """Mark the run running in this process (the caller holds its lock)."""
     with store.write():
-        run = _from_row(store.db["runs"].get(run_id))
+        run = _from_row(store.db.table("runs").get(run_id))
         if run.status == "completed":
             raise InvalidInput(f"run {run_id} already completed; start a new run to train again")
         resumed = run.status in RESUMABLE_STATUSES or run.step > 0
@@ -212,7 +190,7 @@ def claim(store: Store, run_id: str, *, world_size: int) -> Run:
             },
         )
         _event(store, run_id, "resumed" if resumed else "started", f"pid {os.getpid()}, {world_size} process(es)")
-    return _from_row(store.db["runs"].get(run_id))
+    return _from_row(store.db.table("runs").get(run_id))
 
 
 def heartbeat(store: Store, run_id: str, *, step: int | None = None, total_steps: int | None = None) -> bool:
@@ -223,13 +201,14 @@ def heartbeat(store: Store, run_id: str, *, step: int | None = None, total_steps
     if total_steps is not None:
         changes["total_steps"] = total_steps
     with store.write():
-        store.db["runs"].update(run_id, changes)
-        return bool(store.db["runs"].get(run_id)["cancel_requested"])
+        store.db.table("runs").update(run_id, changes)
+        return bool(store.db.table("runs").get(run_id)["cancel_requested"])
 
 
 def log_metrics(store: Store, points: list[dict[str, Any]]) -> None:
+    """Write logged metric points (run_id, step, kind and figures), stamped now."""
     with store.write():
-        store.db["run_metrics"].insert_all({**p, "at": now()} for p in points)
+        store.db.table("run_metrics").insert_all({**p, "at": now()} for p in points)
 
 
 def finish(
@@ -242,6 +221,7 @@ def finish(
     step: int | None = None,
     total_steps: int | None = None,
 ) -> None:
+    """Record how the run ended (completed, failed, cancelled, interrupted), with its error or result, and an event."""
     with store.write():
         changes: dict[str, Any] = {"status": status, "finished_at": now(), "error": error}
         if step is not None:  # where training ended, not the last heartbeat before it
@@ -266,17 +246,17 @@ def refresh(store: Store, run: Run) -> Run:
     if run.status == "queued" and pid_alive(run.pid):
         return run
     with store.write():
-        current = _from_row(store.db["runs"].get(run.id))
+        current = _from_row(store.db.table("runs").get(run.id))
         if current.status not in ACTIVE_STATUSES or current.pid is None:
             return current
         if current.status == "running" and lock_holder(Path(run.run_dir)) is not None:
             return current
         if current.status == "queued" and pid_alive(current.pid):
             return current
-        message = f"the worker (pid {run.pid}) is gone; resume with `goldsmith train --resume {run.id}`"
+        message = f"the worker (pid {run.pid}) is gone; resume with `goldsmith runs resume {run.id}`"
         _update(store, run.id, {"status": "died", "finished_at": now(), "error": message})
         _event(store, run.id, "died", message)
-    return _from_row(store.db["runs"].get(run.id))
+    return _from_row(store.db.table("runs").get(run.id))
 
 
 def cancel_run(store: Store, actor: str, run_id: str) -> Run:
@@ -302,31 +282,112 @@ def cancel_run(store: Store, actor: str, run_id: str) -> Run:
 
 
 def metrics(store: Store, run_id: str, *, kind: str | None = None, after_step: int = -1) -> list[MetricPoint]:
+    """The run's metric points after `after_step`, of one kind (train, eval) when given, in step order."""
     where, params = "run_id = ? AND step > ?", [run_id, after_step]
     if kind:
         where += " AND kind = ?"
         params.append(kind)
-    return [MetricPoint.model_validate(r) for r in store.db["run_metrics"].rows_where(where, params, order_by="step, rowid")]
+    return [
+        MetricPoint.model_validate(r) for r in store.db.table("run_metrics").rows_where(where, params, order_by="step, rowid")
+    ]
 
 
 def events(store: Store, run_id: str) -> list[RunEvent]:
-    return [RunEvent.model_validate(r) for r in store.db["run_events"].rows_where("run_id = ?", [run_id], order_by="rowid")]
+    """The run's events, oldest first."""
+    return [RunEvent.model_validate(r) for r in store.db.table("run_events").rows_where("run_id = ?", [run_id], order_by="rowid")]
 
 
-def launch(store: Store, run: Run, *, processes: int = 1) -> Run:
-    """Start the run's worker as a separate process (the app never trains inside its own script)."""
-    if store.path is None:
-        raise InvalidInput("a run launched in the background needs a database file, not a memory store")
+def launch(store: Store, actor: str, run_id: str, *, processes: int = 1, wait: bool = False, output: TextIO | None = None) -> Run:
+    """Train a queued run, or resume a stopped one, as a job in its own process (leads).
+
+    Args:
+        store: the store (a database file: the worker opens it too).
+        actor: who launches it (launch_training).
+        run_id: the run's id or unique id prefix.
+        processes: 1 trains in the job's own process; more run torchrun (DDP or FSDP) under it.
+        wait: stay attached until the run ends (Ctrl+C stops it with a checkpoint); else return at once.
+        output: with `wait`, where the worker's progress goes (e.g. sys.stderr).
+
+    Returns:
+        The run as it stands: queued with its worker's pid (detached), or as it ended (`wait`).
+
+    Raises:
+        PermissionDenied: the actor is not a lead.
+        InvalidInput: the run is running or completed, or the store is in memory.
+        Conflict: a job already trains this run.
+    """
+    require(acting_user(store, actor), "launch_training")
+    run = get_run(store, run_id)
     if run.status not in ("queued", *RESUMABLE_STATUSES):
-        raise InvalidInput(f"run {run.id} is {run.status}; only queued or stopped runs can be launched")
-    command = worker_command(str(store.path), run.id, processes=processes)
-    log = open(Path(run.run_dir) / "worker.log", "ab")  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    with store.write():
-        _update(store, run.id, {"status": "queued", "pid": process.pid, "cancel_requested": 0})
-        _event(store, run.id, "launched", f"pid {process.pid}: {' '.join(command[1:])}")
+        raise InvalidInput(
+            f"run {run.id} is {run.status}; only queued or stopped ({', '.join(RESUMABLE_STATUSES)}) runs can be launched"
+        )
+    start_job(
+        store,
+        actor,
+        "train",
+        {"run_id": run.id, "processes": processes},
+        wait=wait,
+        output=output,
+        log_path=Path(run.run_dir) / "worker.log",  # the run's files stay together in its folder
+        on_spawn=lambda job_id, pid: mark_launched(store, run.id, pid, job_id),
+    )
     return get_run(store, run.id)
+
+
+def resume_run(
+    store: Store, actor: str, run_id: str, *, processes: int = 1, wait: bool = False, output: TextIO | None = None
+) -> Run:
+    """Resume an interrupted, died, failed or cancelled run from its last complete checkpoint (leads).
+
+    Takes the same arguments as `launch` and returns what it returns.
+
+    Raises:
+        PermissionDenied: the actor is not a lead.
+        InvalidInput: the run is not resumable (queued, running or completed).
+        Conflict: a job already trains this run.
+    """
+    require(acting_user(store, actor), "launch_training")
+    run = get_run(store, run_id)
+    if run.status not in RESUMABLE_STATUSES:
+        hint = "; start a new run to train again" if run.status == "completed" else ""
+        raise InvalidInput(f"run {run.id} is {run.status}; only {', '.join(RESUMABLE_STATUSES)} runs can be resumed{hint}")
+    return launch(store, actor, run.id, processes=processes, wait=wait, output=output)
+
+
+def start_run(
+    store: Store,
+    actor: str,
+    snapshot_key: str,
+    config: TrainConfig,
+    *,
+    name: str | None = None,
+    processes: int = 1,
+    wait: bool = False,
+    output: TextIO | None = None,
+) -> Run:
+    """Record a new run on a snapshot and launch it (leads): `create_run`, then `launch`.
+
+    A run whose launch fails stays queued without a worker; `launch` (the Training page's Start
+    button) starts it later.
+    """
+    run = create_run(store, actor, snapshot_key, config, name=name)
+    return launch(store, actor, run.id, processes=processes, wait=wait, output=output)
+
+
+def mark_launched(store: Store, run_id: str, pid: int, job_id: str) -> None:
+    """Record that job `job_id` started a worker process `pid` for the run (the job service calls this).
+
+    The run is queued again (a stopped run waits for its worker to claim it) unless the worker
+    already claimed it meanwhile.
+    """
+    with store.write():
+        store.db.execute(
+            "UPDATE runs SET status = 'queued', pid = ?, cancel_requested = 0, version = version + 1 "
+            "WHERE id = ? AND status != 'running'",
+            [pid, run_id],
+        )
+        _event(store, run_id, "launched", f"job {job_id}, pid {pid}")
 
 
 def worker_command(db: str, run_id: str, *, processes: int = 1) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from curation.errors import GoldsmithError, InvalidInput
 from curation.store import Store
-from schemas.training import Run
+from schemas.training import BaseModelCard, ModelCard, Run
 from training.evaluate import evaluation, win_rate
 from training.playground import BASE_PREFIX
 from training.runs import get_run, log_event
@@ -50,7 +50,11 @@ class ServedModel:
 
     name: str
     folder: str
-    card: Callable[[], dict[str, Any]]
+    card: Callable[[], ModelCard | BaseModelCard]
+
+    def card_json(self) -> dict[str, Any]:
+        """The card as the server sends it."""
+        return self.card().model_dump(mode="json")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -60,7 +64,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def model_card(store: Store, run_id: str) -> dict[str, Any]:
+def model_card(store: Store, run_id: str) -> ModelCard:
     """A run's model card: lineage, config, training metrics, the evaluation report and the blind win rate.
 
     Args:
@@ -68,40 +72,40 @@ def model_card(store: Store, run_id: str) -> dict[str, Any]:
         run_id: a run id or unique id prefix.
 
     Returns:
-        A JSON-ready dict. `evaluation` is None until `goldsmith eval` has run; `win_rate` counts
-        the reviewers' votes so far (its `win_rate` is None with no votes).
+        The card (`model_dump(mode="json")` is what the server sends). `evaluation` is None until
+        the run is evaluated; `win_rate` counts the reviewers' votes so far (its `win_rate` is None
+        with no votes).
     """
     run = get_run(store, run_id)
     run_dir = Path(run.run_dir)
     lineage = _read_json(run_dir / "lineage.json")
     result = _read_json(run_dir / "result.json") or run.result
     merged = run_dir / MERGED
-    return {
-        "id": run.id,
-        "kind": "adapter",
-        "name": run.name,
-        "status": run.status,
-        "snapshot": {"id": run.snapshot_id, "name": lineage.get("snapshot_name")},
-        "base_model": run.base_model,
-        "base_model_path": lineage.get("base_model_path"),
-        "config_hash": run.config_hash,
-        "code_version": run.code_version,
-        "created_by": run.created_by,
-        "created_at": run.created_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "config": run.config.model_dump(mode="json"),
-        "lineage": lineage,
-        "metrics": {key: result.get(key) for key in METRIC_KEYS},
-        "evaluation": evaluation(store, run.id),
-        "win_rate": win_rate(store, run.id).model_dump(mode="json"),
-        "adapter": str(run_dir / "adapter"),
-        "merged": str(merged) if (merged / "config.json").exists() else None,
-    }
+    return ModelCard(
+        id=run.id,
+        name=run.name,
+        status=run.status,
+        snapshot={"id": run.snapshot_id, "name": lineage.get("snapshot_name")},
+        base_model=run.base_model,
+        base_model_path=lineage.get("base_model_path"),
+        config_hash=run.config_hash,
+        code_version=run.code_version,
+        created_by=run.created_by,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        config=run.config,
+        lineage=lineage,
+        metrics={key: result.get(key) for key in METRIC_KEYS},
+        evaluation=evaluation(store, run.id),
+        win_rate=win_rate(store, run.id),
+        adapter=str(run_dir / "adapter"),
+        merged=str(merged) if (merged / "config.json").exists() else None,
+    )
 
 
-def base_card(name: str, folder: str) -> dict[str, Any]:
+def base_card(name: str, folder: str) -> BaseModelCard:
     """The card of a base model served as it is (no run, no adapter)."""
-    return {"id": f"{BASE_PREFIX}{name}", "kind": "base", "base_model": name, "base_model_path": folder}
+    return BaseModelCard(id=f"{BASE_PREFIX}{name}", base_model=name, base_model_path=folder)
 
 
 def _checked_run(store: Store, run_ref: str) -> Run:
@@ -141,18 +145,17 @@ def prepare(store: Store, model_ref: str, *, merge: bool = False) -> ServedModel
         name = model_ref[len(BASE_PREFIX) :].strip()
         if not name:
             raise InvalidInput("name the base model after 'base:', e.g. base:smollm2-135m")
-        folder = resolve_base_model(name)
-        card = base_card(name, folder)
-        return ServedModel(card["id"], folder, lambda: card)
+        base = base_card(name, resolve_base_model(name))
+        return ServedModel(base.id, base.base_model_path, lambda: base)
     run = _checked_run(store, model_ref)
     folder = merged_folder(store, run, force=merge)
     lock = threading.Lock()  # the card is read on the server's worker threads; one store connection
 
-    def card() -> dict[str, Any]:
+    def run_card() -> ModelCard:
         with lock:
             return model_card(store, run.id)
 
-    return ServedModel(run.id, str(folder), card)
+    return ServedModel(run.id, str(folder), run_card)
 
 
 def _pinned_manager(served: ServedModel, **options: Any) -> Any:
@@ -161,17 +164,25 @@ def _pinned_manager(served: ServedModel, **options: Any) -> Any:
 
     class PinnedModelManager(ModelManager):
         # The base class names a model by its path or hub id; here the served name maps to the folder.
-        def process_model_name(self, model_id: str) -> str:
+        @staticmethod
+        def process_model_name(model_id: str) -> str:
             return model_id if model_id == served.name else ModelManager.process_model_name(model_id)
 
         def _load_processor(self, model_id_and_revision: str, gguf_file: str | None = None) -> Any:
             return super()._load_processor(self._folder(model_id_and_revision), gguf_file)
 
-        def _load_model(self, model_id_and_revision: str, **kwargs: Any) -> Any:
-            return super()._load_model(self._folder(model_id_and_revision), **kwargs)
+        def _load_model(
+            self,
+            model_id_and_revision: str,
+            tqdm_class: type | None = None,
+            progress_callback: Callable[..., Any] | None = None,
+            gguf_file: str | None = None,
+        ) -> Any:
+            folder = self._folder(model_id_and_revision)
+            return super()._load_model(folder, tqdm_class, progress_callback, gguf_file)
 
-        def list_models(self, cache_dir: str | None = None) -> list[dict]:
-            return [{**entry, "owned_by": "goldsmith", "card": served.card()} for entry in super().list_models(cache_dir)]
+        def list_models(self, cache_dir: str | None = None) -> list[dict[str, Any]]:
+            return [{**entry, "owned_by": "goldsmith", "card": served.card_json()} for entry in super().list_models(cache_dir)]
 
         @staticmethod
         def _folder(name: str) -> str:
@@ -227,7 +238,7 @@ def build_app(served: ServedModel) -> Any:
 
     @app.get("/model-card")
     def served_card() -> JSONResponse:
-        return JSONResponse(served.card())
+        return JSONResponse(served.card_json())
 
     return app
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import streamlit as st
 
 from app import ui
 from curation.examples.taxonomy import get_taxonomy
 from curation.people.permissions import can
-from schemas import STATUSES, ExampleFilter
+from schemas import STATUSES, ExampleFilter, one_line
 
 user = ui.require_user()
 store = ui.store()
@@ -63,7 +64,7 @@ flt = ui.attempt(
         page_size=page_size,
     )
 )
-page = flt and ui.attempt(lambda: store.list_examples(flt))
+page = ui.attempt(partial(store.list_examples, flt)) if flt is not None else None
 if page:
     if page.page > page.pages and page.total:
         st.warning(f"Page {page.page} is past the end; there are {page.pages} pages. Pick a lower page number.")
@@ -75,7 +76,7 @@ if page:
             "author": e.author,
             "category": e.tags.category or "",
             "type": e.tags.response_type or "",
-            "prompt": ui.one_line(e.prompt, 100),
+            "prompt": one_line(e.prompt, 100),
             "updated": e.updated_at.strftime("%Y-%m-%d %H:%M"),
         }
         for e in page.items
@@ -94,9 +95,9 @@ st.number_input(
     help="0 closes it.",
     on_change=lambda: st.session_state.update(browse_open=int(st.session_state["browse_id"]) or None),
 )
-opened = st.session_state.get("browse_open")
+opened: int | None = st.session_state.get("browse_open")
 if opened:
-    example = ui.attempt(lambda: store.get_example(opened))
+    example = ui.attempt(partial(store.get_example, opened))
     if example:
         st.divider()
         st.subheader(f"Example {example.id}")

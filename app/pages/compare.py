@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import ui
+from curation.people.users import assignable_authors
 from schemas import RUBRIC
 from schemas.training import VoteInput
 from training.evaluate import evaluation, judged, next_comparison, task_from_comparison, vote, win_rate
@@ -22,15 +23,15 @@ flash = st.session_state.pop("compare_flash", None)
 if flash:
     st.success(flash, icon=":material/check_circle:")
 
-reports = {r.id: (r, evaluation(store, r.id)) for r in list_runs(store) if r.status == "completed"}
-reports = {run_id: (run, report) for run_id, (run, report) in reports.items() if report and report.get("comparisons")}
+evaluated = {r.id: (r, evaluation(store, r.id)) for r in list_runs(store) if r.status == "completed"}
+reports = {run_id: (run, report) for run_id, (run, report) in evaluated.items() if report is not None and report.comparisons}
 if not reports:
     st.info("No run has blind comparisons yet. A lead evaluates a finished run on the Training page.", icon=":material/compare:")
     st.stop()
 
 ids = list(reports)
 run_id = ui.remembered_select(
-    "Run", ids, "compare_run", lambda i: f"{reports[i][0].name} · {i} ({reports[i][1]['comparisons']} comparisons)"
+    "Run", ids, "compare_run", lambda i: f"{reports[i][0].name} · {i} ({reports[i][1].comparisons} comparisons)"
 )
 run, report = reports[run_id]
 st.caption(f"Base model {run.base_model} against its LoRA run {run.id}; each pair is shown in a random order.")
@@ -50,7 +51,7 @@ c2.metric(
     help="Wilson score interval: the range the true win rate is likely in, given this many votes.",
 )
 c3.metric("Votes", rate.votes, help=f"Tuned wins {rate.tuned_wins}, base wins {rate.base_wins}, ties {rate.ties}.")
-c4.metric("Comparisons", report["comparisons"])
+c4.metric("Comparisons", report.comparisons)
 done, total = judged(store, user.username, run_id)
 if total:
     st.progress(done / total, text=f"You have judged {done} of {total} comparisons")
@@ -71,16 +72,15 @@ if last and last["run_id"] == run_id:
         else:
             if last["winner"] != "tuned":
                 st.caption("The tuned model did not win this one: an author can write the example it needs.")
-            authors = [u.username for u in store.list_users() if u.role == "author" and u.active]
+            authors = [u.username for u in assignable_authors(store)]
             with st.form(f"task-{last['comparison_id']}", border=False):
                 t1, t2 = st.columns([1, 2])
                 assignee = t1.selectbox("Author", authors)
                 note = t2.text_input("Note for the author (optional)", placeholder="what the answer got wrong")
                 send = st.form_submit_button("Send to an author as a task", icon=":material/assignment_add:")
             if send:
-                task = ui.attempt(
-                    lambda: task_from_comparison(store, user.username, last["comparison_id"], assignee or "", note=note)
-                )
+                revealed = last["comparison_id"]  # read here: the lambda would see `last` as Optional
+                task = ui.attempt(lambda: task_from_comparison(store, user.username, revealed, assignee or "", note=note))
                 if task:
                     st.session_state["compare_last"] = {**last, "task_id": task.id, "assignee": task.assignee}
                     st.rerun()
@@ -122,14 +122,14 @@ if submitted:
     if choice is None:
         st.error("Pick A, B or tie before recording the vote.", icon=":material/error:")
     else:
-        judgement = ui.attempt(lambda: VoteInput(choice=choice, rubric=scores, comment=comment))
-        recorded = judgement and ui.attempt(lambda: vote(store, user.username, comparison.id, judgement))
+        pair_id, judgement = comparison.id, {"choice": choice, "rubric": scores, "comment": comment}
+        recorded = ui.attempt(lambda: vote(store, user.username, pair_id, VoteInput.model_validate(judgement)))
         if recorded:
             st.session_state["compare_last"] = {
                 "run_id": run_id,
                 "comparison_id": comparison.id,
                 "choice": choice,
                 "tuned_is": comparison.tuned_is,
-                "winner": recorded["winner"],
+                "winner": recorded.winner,
             }
             st.rerun()

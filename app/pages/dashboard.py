@@ -1,14 +1,9 @@
 """Dashboard: counts by status and tag, coverage against targets, reviewer throughput and agreement,
 how much of the approved data started as model drafts, duplicate clusters to resolve, the coverage
-map and gap topics that become authoring tasks or model drafts (drafted in a `goldsmith draft-gap`
+map and gap topics that become authoring tasks or model drafts (drafted by a job in its own
 process, so the page never waits for the model)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from datetime import UTC, datetime
-from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -18,9 +13,13 @@ from app import ui
 from curation.examples import review_queue
 from curation.examples.drafts import drafted_share
 from curation.insight import coverage
+from curation.insight.tasks import create_tasks
 from curation.people.permissions import can
+from curation.people.users import assignable_authors
+from schemas import GapTopic, Job, one_line
+from training.drafts import start_gap_drafting
+from training.jobs import get_job, latest_job, list_jobs
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 REFRESH_S = 3
 
 user = ui.require_user()
@@ -152,7 +151,7 @@ if dups is not None:
                 example = ui.attempt(lambda i=example_id: store.get_example(i))
                 if example:
                     ui.link_to_example(example.id, f"Example {example.id} · {example.status} · by {example.author}")
-                    st.text(ui.one_line(example.prompt, 140))
+                    st.text(one_line(example.prompt, 140))
             if is_lead:
                 with st.form(f"resolve-{n}-{'-'.join(map(str, cluster.ids))}"):
                     resolution = st.radio(
@@ -218,14 +217,22 @@ if cov is not None:
                 width="stretch",
             )
 
-draft_jobs = st.session_state.setdefault("draft_jobs", {})  # gap topic id -> (process, log file)
+
+def _drafted(job: Job) -> int:
+    return len((job.result or {}).get("example_ids", []))
 
 
-def _draft_form(gap, authors: list[str]) -> None:  # noqa: ANN001 - a GapTopic
-    """Draft answers to a gap topic's questions with a model: `goldsmith draft-gap` in its own process."""
-    if gap.id in draft_jobs and draft_jobs[gap.id][0].poll() is None:
-        st.caption(f"Drafting answers in the background (pid {draft_jobs[gap.id][0].pid}).")
+def _draft_form(gap: GapTopic, authors: list[str]) -> None:
+    """Draft answers to a gap topic's questions with a model, as a drafting job in its own process."""
+    if gap.id is None:  # a topic not saved to the store has nothing to draft against
         return
+    topic_id: int = gap.id
+    job = latest_job(store, "draft_gap", topic_id)
+    if job is not None and job.active:
+        st.caption(f"Drafting answers in the background: {_drafted(job)} so far (job {job.id}, pid {job.pid}).")
+        return
+    if job is not None:
+        _draft_outcome(job)
     from training.runs import list_runs
 
     finished = [r.id for r in list_runs(store) if r.status == "completed"]
@@ -237,46 +244,63 @@ def _draft_form(gap, authors: list[str]) -> None:  # noqa: ANN001 - a GapTopic
         )
         limit = st.number_input("How many questions", 1, len(gap.question_ids), min(5, len(gap.question_ids)), key=f"dl-{gap.id}")
         if st.form_submit_button("Draft answers"):
-            logs = store.path.parent / "logs"
-            logs.mkdir(exist_ok=True)
-            log = logs / f"draft-gap-{gap.id}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
-            command = [sys.executable, "-m", "app.cli", "draft-gap", str(gap.id), "--model", model, "--assignee", assignee]
-            command += ["--limit", str(int(limit)), "--db", str(store.path), "--as", user.username]
-            with open(log, "ab") as out:
-                process = subprocess.Popen(
-                    command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            started = ui.attempt(
+                lambda: start_gap_drafting(store, user.username, topic_id, model or "", assignee or "", limit=int(limit))
+            )
+            if started:
+                st.session_state["dash_flash"] = (
+                    f"Drafting answers to gap topic {gap.id} for {assignee} in the background (job {started.id})."
                 )
-            draft_jobs[gap.id] = (process, str(log))
-            st.session_state["dash_flash"] = f"Drafting answers to gap topic {gap.id} for {assignee} in the background."
-            st.rerun()
+                st.rerun()
 
 
-def _draft_jobs() -> None:
-    """The batch drafts this session started: running, finished or failed."""
-    for gap_id, (process, log) in list(draft_jobs.items()):
-        code = process.poll()
-        if code is None:
-            st.info(f"Drafting answers to gap topic {gap_id} (pid {process.pid})...", icon=":material/hourglass_top:")
-            continue
-        del draft_jobs[gap_id]
-        lines = Path(log).read_text(encoding="utf-8", errors="replace").strip().splitlines() if Path(log).exists() else []
-        last = ui.safe_markdown_text(ui.one_line(lines[-1], 300)) if lines else ""
-        if code == 0:
-            st.session_state["dash_flash"] = f"Gap topic {gap_id}: {last}"
+def _draft_outcome(job: Job) -> None:
+    """How a gap topic's last drafting batch ended."""
+    assignee = job.params.get("assignee", "?")
+    if job.status == "completed":
+        st.caption(f"Last batch: {_drafted(job)} drafts for {assignee} (job {job.id}).")
+        return
+    said = ui.safe_markdown_text(one_line(job.error or job.status, 300))
+    text = f"The last batch ({job.id}) {job.status} after {_drafted(job)} drafts for {assignee}: {said}"
+    if job.status == "cancelled":
+        st.info(text, icon=":material/stop_circle:")
+    else:
+        st.error(text, icon=":material/error:")
+    if job.log_path:
+        st.caption(f"Log: `{job.log_path}`")
+
+
+def _draft_jobs(watched: list[str]) -> None:
+    """The drafting batches at work now, whoever started them; redrawn while any is active."""
+    active = list_jobs(store, kind="draft_gap", active=True)
+    for job in active:
+        st.info(
+            f"Drafting answers to gap topic {job.target} for {job.params.get('assignee', '?')}: "
+            f"{_drafted(job)} so far (job {job.id}, pid {job.pid})...",
+            icon=":material/hourglass_top:",
+        )
+    done = [job_id for job_id in watched if job_id not in {j.id for j in active}]
+    if done:
+        job = get_job(store, done[0])
+        if job.status == "completed":
+            st.session_state["dash_flash"] = f"Gap topic {job.target}: {_drafted(job)} drafts created."
         else:
-            st.session_state["dash_draft_failed"] = f"Drafting gap topic {gap_id} stopped (exit code {code}): {last} Log: {log}"
-        st.rerun()
+            st.session_state["dash_draft_failed"] = (
+                f"Drafting gap topic {job.target} {job.status} after {_drafted(job)} drafts: "
+                f"{ui.safe_markdown_text(one_line(job.error or '', 300))}"
+            )
+        st.rerun()  # it ended: redraw the page with its outcome
 
 
 failed = st.session_state.pop("dash_draft_failed", None)
 if failed:
     st.error(failed, icon=":material/error:")
-running = any(process.poll() is None for process, _ in draft_jobs.values())
-st.fragment(_draft_jobs, run_every=REFRESH_S if running else None)()
+drafting = [job.id for job in list_jobs(store, kind="draft_gap", active=True)]
+st.fragment(_draft_jobs, run_every=REFRESH_S if drafting else None)(drafting)
 
 gaps = coverage.latest_gap_topics(store)
 if gaps:
-    authors = [u.username for u in store.list_users() if u.active and can(u, "create_example")]
+    authors = [u.username for u in assignable_authors(store)]
     for gap in gaps[:20]:
         with st.expander(f"Gap topic {gap.id}: {gap.label} ({len(gap.question_ids)} questions)"):
             for text in gap.representatives:
@@ -287,7 +311,7 @@ if gaps:
                     limit = st.number_input("How many questions", 1, len(gap.question_ids), min(5, len(gap.question_ids)))
                     if st.form_submit_button("Create authoring tasks"):
                         made = ui.attempt(
-                            lambda g=gap, a=assignee, n=limit: coverage.create_tasks(store, user.username, g.id, a, limit=int(n))
+                            lambda g=gap, a=assignee, n=limit: create_tasks(store, user.username, g.id, a, limit=int(n))
                         )
                         if made is not None:
                             st.session_state["dash_flash"] = f"{len(made)} tasks created for {assignee}."

@@ -13,7 +13,8 @@ import streamlit as st
 
 from app import ui
 from curation.insight import monitoring
-from curation.people.permissions import can
+from curation.people.users import assignable_authors
+from schemas import one_line
 
 user = ui.require_user("manage_coverage")
 store = ui.store()
@@ -115,7 +116,7 @@ st.caption(
     "(the same rule as the coverage map)."
 )
 
-authors = [u.username for u in store.list_users() if u.active and can(u, "create_example")]
+authors = [u.username for u in assignable_authors(store)]
 
 # ------------------------------------------------------------------------------------------ gap topics
 st.subheader(f"Gap topics of the {period} of {report.latest}")
@@ -125,7 +126,7 @@ for n, gap in enumerate(report.gap_topics):
     seen = f"{gap.earlier} more in earlier periods" if gap.earlier else "new this period"
     with st.expander(f"{gap.label} ({len(gap.log_ids)} questions, {seen})"):
         for text in gap.representatives:
-            st.text(f"• {ui.one_line(text, 160)}")
+            st.text(f"• {one_line(text, 160)}")
         logs = ", ".join(map(str, gap.log_ids))
         st.caption(f"Mean similarity to the nearest approved example: {gap.similarity:.2f}. Logs: {logs}.")
         if authors:
@@ -145,7 +146,7 @@ if not report.bad_answers:
     st.caption("No answer was rated 1-2 or got a thumbs down.")
 for bad in report.bad_answers[:30]:
     day = f"{bad.received_at:%Y-%m-%d}" if bad.received_at else "undated"
-    with st.expander(f"Log {bad.log_id} · {bad.verdict} · {day} · {ui.one_line(bad.question, 80)}"):
+    with st.expander(f"Log {bad.log_id} · {bad.verdict} · {day} · {one_line(bad.question, 80)}"):
         ui.conversation(bad)
         if bad.comment:
             st.text(f"Customer's comment: {bad.comment}")
@@ -158,7 +159,7 @@ for bad in report.bad_answers[:30]:
                 if st.form_submit_button("Make task"):
                     made = ui.attempt(lambda b=bad, a=assignee: monitoring.create_log_tasks(store, user.username, [b.log_id], a))
                     if made is not None:
-                        st.session_state["prod_flash"] = f"Task {made[0].id} for {assignee}: {ui.one_line(made[0].question, 80)}"
+                        st.session_state["prod_flash"] = f"Task {made[0].id} for {assignee}: {one_line(made[0].question, 80)}"
                         st.rerun()
 if len(report.bad_answers) > 30:
     st.caption(f"Showing the newest 30 of {len(report.bad_answers)}; `goldsmith monitor` lists them all.")

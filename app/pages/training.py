@@ -1,13 +1,10 @@
 """Training (leads): launch a LoRA run on a snapshot, watch its curves live, cancel or resume it,
-and start its evaluation. Runs train in their own process (training.worker) and evaluations run
-as `goldsmith eval`; this page only starts, polls and draws them."""
+and start its evaluation. Training and evaluation run as jobs in their own processes
+(training.jobs); this page only starts, polls and draws them, from the store."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import altair as alt
 import pandas as pd
@@ -15,15 +12,14 @@ import streamlit as st
 import yaml
 
 from app import ui
+from schemas import Job, one_line
 from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, Run, TrainConfig
 from training.config import load_config
-from training.evaluate import evaluating, evaluation
-from training.runs import cancel_run, create_run, events, get_run, launch, list_runs, metrics
+from training.evaluate import evaluation, start_evaluation
+from training.jobs import latest_job
+from training.runs import cancel_run, events, get_run, launch, list_runs, metrics, resume_run, start_run
 
-EVAL_EVENTS = ("evaluation_started", "evaluated", "evaluation_failed")
-
-REFRESH_S = 2  # how often the curves of an active run are redrawn
-ROOT = Path(__file__).resolve().parent.parent.parent
+REFRESH_S = 2  # how often the curves of an active run, and an evaluation's state, are redrawn
 DEFAULTS = {name: field.default for name, field in TrainConfig.model_fields.items()}
 
 user = ui.require_user("launch_training")
@@ -82,21 +78,22 @@ else:
         except yaml.YAMLError as error:
             more = None
             st.error(
-                f"The extra settings are not valid YAML: {ui.safe_markdown_text(ui.one_line(str(error), 200))}",
+                f"The extra settings are not valid YAML: {ui.safe_markdown_text(one_line(str(error), 200))}",
                 icon=":material/error:",
             )
         if more is not None and not isinstance(more, dict):
             st.error("The extra settings must be `key: value` lines, e.g. `schedule: linear`.", icon=":material/error:")
             more = None
-        config = more is not None and ui.attempt(lambda: load_config(None, {**knobs, "base_model": base_model, **more}))
-        run = config and ui.attempt(lambda: create_run(store, user.username, snapshot_id, config, name=run_name))
-        if run:
-            st.session_state["train_open"] = run.id
-            started = ui.attempt(lambda: launch(store, run))
-            if started:
-                ui.renew_form_token("launch")
-                st.session_state["train_flash"] = f"Run {run.id} launched (worker pid {started.pid})."
-                st.rerun()
+        config = None if more is None else ui.attempt(lambda: load_config(None, {**knobs, "base_model": base_model, **more}))
+        started = None
+        if isinstance(config, TrainConfig):
+            settings = config  # the lambda below sees a TrainConfig, not an Optional
+            started = ui.attempt(lambda: start_run(store, user.username, snapshot_id, settings, name=run_name))
+        if started:
+            ui.renew_form_token("launch")
+            st.session_state["train_open"] = started.id
+            st.session_state["train_flash"] = f"Run {started.id} launched (worker pid {started.pid})."
+            st.rerun()
 
 # ------------------------------------------------------------------------------------------ runs
 
@@ -187,7 +184,7 @@ def live(run_id: str, was_active: bool) -> None:
     if current.cancel_requested and current.status in ACTIVE_STATUSES:
         st.info("Cancel requested: the worker saves a checkpoint and stops.", icon=":material/hourglass_top:")
     if current.error:
-        st.error(ui.safe_markdown_text(ui.one_line(current.error, 400)), icon=":material/error:")
+        st.error(ui.safe_markdown_text(one_line(current.error, 400)), icon=":material/error:")
     result = current.result
     if result.get("base_eval_loss") is not None:
         r1, r2, r3, r4 = st.columns(4)
@@ -217,6 +214,9 @@ active = run.status in ACTIVE_STATUSES
 st.fragment(live, run_every=REFRESH_S if active else None)(run.id, active)
 with st.expander("Config"):
     st.code(yaml.safe_dump(run.config.model_dump(mode="json"), sort_keys=False), language="yaml")
+train_job = latest_job(store, "train", run.id)
+if train_job is not None:
+    st.caption(f"Worker log: `{train_job.log_path}` (job {train_job.id}, {train_job.status})")
 
 # ------------------------------------------------------------------------------------------ actions
 
@@ -225,11 +225,14 @@ if active and st.button("Cancel the run", icon=":material/stop_circle:"):
     if cancelled:
         st.session_state["train_flash"] = f"Cancel requested for {run.id}; the worker saves a checkpoint and stops."
         st.rerun()
-# A queued run whose worker never started (its launch failed) is started here; a stopped one resumes.
-startable = (active and run.pid is None) or run.status in RESUMABLE_STATUSES
-label = "Resume from the last checkpoint" if run.status in RESUMABLE_STATUSES else "Start the worker"
-if startable and st.button(label, icon=":material/play_arrow:"):
-    started = ui.attempt(lambda: launch(store, run))
+# A stopped run resumes; a queued run whose worker never started (its launch failed) is started here.
+if run.status in RESUMABLE_STATUSES and st.button("Resume from the last checkpoint", icon=":material/play_arrow:"):
+    started = ui.attempt(lambda: resume_run(store, user.username, run.id))
+    if started:
+        st.session_state["train_flash"] = f"Run {run.id} resumed (worker pid {started.pid})."
+        st.rerun()
+elif active and run.pid is None and st.button("Start the worker", icon=":material/play_arrow:"):
+    started = ui.attempt(lambda: launch(store, user.username, run.id))
     if started:
         st.session_state["train_flash"] = f"Run {run.id} started (worker pid {started.pid})."
         st.rerun()
@@ -237,78 +240,68 @@ if startable and st.button(label, icon=":material/play_arrow:"):
 if run.status != "completed":
     st.stop()
 
+# ------------------------------------------------------------------------------------------ evaluation
+
 st.subheader("Evaluation")
 report = evaluation(store, run.id)
 if report:
     e1, e2, e3, e4 = st.columns(4)
-    e1.metric("Eval examples", report["examples"])
-    e2.metric("Base eval loss", f"{report['base']['eval_loss']:.4f}" if report["base"]["eval_loss"] is not None else "n/a")
-    e3.metric("Tuned eval loss", f"{report['tuned']['eval_loss']:.4f}" if report["tuned"]["eval_loss"] is not None else "n/a")
-    drop = report.get("eval_loss_drop")
+    e1.metric("Eval examples", report.examples)
+    e2.metric("Base eval loss", f"{report.base.eval_loss:.4f}" if report.base.eval_loss is not None else "n/a")
+    e3.metric("Tuned eval loss", f"{report.tuned.eval_loss:.4f}" if report.tuned.eval_loss is not None else "n/a")
+    drop = report.eval_loss_drop
     e4.metric("Eval loss drop", f"{drop:.1%}" if drop is not None else "n/a")
-    st.page_link("pages/compare.py", label=f"Judge its {report['comparisons']} blind comparisons", icon=":material/compare:")
+    st.page_link("pages/compare.py", label=f"Judge its {report.comparisons} blind comparisons", icon=":material/compare:")
 else:
     st.caption("Not evaluated yet: evaluation scores base and tuned on the eval split and writes the blind comparisons.")
 
-jobs = st.session_state.setdefault("eval_jobs", {})  # evaluations this session started: (process, log)
 
-
-def eval_running(run: Run) -> str | None:
-    """The pid of the evaluation at work on the run (any session's, or this one's still starting), else None."""
-    holder = evaluating(run)
-    job = jobs.get(run.id)
-    return holder or (str(job[0].pid) if job and job[0].poll() is None else None)
-
-
-def eval_job(run_id: str) -> None:
-    """Poll the run's evaluation: whoever started it, its lock and events say whether it still works."""
-    current = get_run(store, run_id)
-    pid = eval_running(current)
-    if pid is not None:
-        st.info(
-            f"Evaluating in the background (pid {pid}); the report appears here when it ends.", icon=":material/hourglass_top:"
-        )
+def eval_state(run_id: str, was_active: bool) -> None:
+    """The run's latest evaluation job, whoever started it; redrawn every REFRESH_S seconds while it is active."""
+    job = latest_job(store, "evaluate", run_id)
+    if job is None:
         return
-    job = jobs.pop(run_id, None)
-    if job is not None:
-        code = job[0].poll()
-        if code == 0:
-            st.session_state["train_flash"] = f"Evaluation of {run_id} finished."
-        else:  # refused before it started (no event), or failed: the log's last line says why
-            log = Path(job[1])
-            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log.exists() else []
-            st.session_state["eval_failed"] = (run_id, code, lines[-1] if lines else "", job[1])
-        st.rerun()
-
-
-failed = st.session_state.get("eval_failed")
-if failed and failed[0] == run.id:
-    st.error(
-        f"The evaluation stopped with exit code {failed[1]}: {ui.safe_markdown_text(ui.one_line(failed[2], 300))}",
-        icon=":material/error:",
+    if not job.active:
+        if was_active:
+            st.rerun()  # it ended: redraw the whole page with the report or the error
+        return
+    st.info(
+        f"Evaluating in the background (job {job.id}, {job.status}, pid {job.pid}); the report appears here when it ends.",
+        icon=":material/hourglass_top:",
     )
-    st.caption(f"Full log: {failed[3]}")
-running = eval_running(run) is not None
-last = next((e for e in reversed(events(store, run.id)) if e.kind in EVAL_EVENTS), None)
-if not running and not failed and last is not None and last.kind != "evaluated":
-    said = "failed: " + last.message if last.kind == "evaluation_failed" else "stopped without finishing (its process died)"
-    when = last.at.strftime("%Y-%m-%d %H:%M UTC")
-    st.warning(f"The last evaluation ({when}) {ui.safe_markdown_text(said)}.", icon=":material/warning:")
-st.fragment(eval_job, run_every=REFRESH_S if running else None)(run.id)
+    st.caption(f"Log: `{job.log_path}`")
+
+
+def ended(job: Job) -> None:
+    """How the last evaluation ended, when it did not complete."""
+    when = f"{job.finished_at:%Y-%m-%d %H:%M} UTC" if job.finished_at else "earlier"
+    message = ui.safe_markdown_text(one_line(job.error or job.status, 400))
+    if job.status == "failed":
+        st.error(f"The last evaluation ({when}) failed: {message}", icon=":material/error:")
+    elif job.status == "died":
+        st.warning(f"The last evaluation ({when}) stopped without finishing: {message}", icon=":material/warning:")
+    elif job.status == "cancelled":
+        st.info(f"The last evaluation ({when}) was stopped: {message}", icon=":material/stop_circle:")
+    if job.log_path:
+        st.caption(f"Full log: `{job.log_path}`")
+
+
+last_eval = latest_job(store, "evaluate", run.id)
+running = last_eval is not None and last_eval.active
+if last_eval is not None and not running and last_eval.status != "completed":
+    ended(last_eval)
+st.fragment(eval_state, run_every=REFRESH_S if running else None)(run.id, running)
 if not running:
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
     max_new_tokens = c1.number_input("Longest answer (new tokens)", 16, 2048, 256, 16)
     limit = c2.number_input("Eval prompts (0: all)", 0, 100_000, 0, help="Fewer prompts finish sooner on a CPU.")
     force = bool(report) and c3.checkbox("Regenerate: deletes the blind votes already cast on this run")
-    if st.button("Evaluate", icon=":material/analytics:", help="Runs `goldsmith eval` in its own process."):
-        log = Path(run.run_dir) / "eval.log"
-        command = [sys.executable, "-m", "app.cli", "eval", run.id, "--db", str(store.path), "--as", user.username]
-        command += ["--max-new-tokens", str(int(max_new_tokens)), "--json"]
-        command += (["--limit", str(int(limit))] if limit else []) + (["--force"] if force else [])
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    if st.button("Evaluate", icon=":material/analytics:", help="Runs the evaluation as a job in its own process."):
+        job = ui.attempt(
+            lambda: start_evaluation(
+                store, user.username, run.id, max_new_tokens=int(max_new_tokens), limit=int(limit) or None, force=force
             )
-        jobs[run.id] = (process, str(log))
-        st.session_state.pop("eval_failed", None)
-        st.rerun()
+        )
+        if job:
+            st.session_state["train_flash"] = f"Evaluation of {run.id} started (job {job.id})."
+            st.rerun()

@@ -3,6 +3,8 @@ see the guidelines beside the editor, get live checks on save, and work through 
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from app import ui
@@ -12,7 +14,7 @@ from curation.examples.checks import check_draft
 from curation.examples.drafts import accept_draft, create_drafted_example, draft_label, redraft_example
 from curation.examples.taxonomy import get_guidelines, get_taxonomy
 from curation.insight.tasks import complete_task, list_tasks
-from schemas import Example, ExampleContent, ExampleFilter, Tags
+from schemas import Example, ExampleContent, ExampleFilter, Tags, one_line
 from training.drafts import draft_response
 from training.playground import base_ref
 from training.runs import list_runs
@@ -32,8 +34,8 @@ if "id" in st.query_params and st.query_params["id"].isdigit():
     st.session_state.pop("write_loaded", None)
     st.session_state.pop("write_turns", None)
     del st.query_params["id"]
-example_id = st.session_state.get("write_id")
-example = ui.attempt(lambda: store.get_example(example_id)) if example_id else None
+example_id: int | None = st.session_state.get("write_id")
+example = ui.attempt(partial(store.get_example, example_id)) if example_id else None
 if example is not None and st.session_state.get("write_loaded") != example.id:
     st.session_state["write_loaded"], st.session_state["write_version"] = example.id, example.version
 # The version the author opened: saving names it, so someone else's change in between is a Conflict, never overwritten.
@@ -66,7 +68,7 @@ with queue_tab:
             )
         for e in mine[status].items:
             left, right = st.columns([6, 1])
-            left.text(f"#{e.id} · v{e.version} · {ui.one_line(e.prompt)}")
+            left.text(f"#{e.id} · v{e.version} · {one_line(e.prompt)}")
             if right.button("Open", key=f"open-{e.id}"):
                 st.session_state["write_id"] = e.id
                 st.session_state.pop("write_loaded", None)
@@ -76,7 +78,7 @@ with queue_tab:
     if not tasks:
         st.caption("No open tasks. Leads turn gap topics on the Dashboard into tasks for you.")
     for task in tasks:
-        with st.expander(f"Task {task.id}: {ui.one_line(task.question, 70)}"):
+        with st.expander(f"Task {task.id}: {one_line(task.question, 70)}"):
             st.text(task.question)
             with st.form(f"task-{task.id}-{ui.form_token('task')}"):
                 answer = st.text_area("Your response", height=160)
@@ -124,7 +126,8 @@ with editor_tab:
         else:
             st.markdown("**New example**")
         mark = example.drafted_by if example is not None else None
-        if mark is not None:
+        if example is not None and mark is not None:
+            draft_example = example
             accepted = example.metadata.get("draft_accepted") or {}
             if accepted:
                 state = f"Accepted as is by {accepted.get('by')}."
@@ -138,7 +141,7 @@ with editor_tab:
             can_accept = example.draft_untouched and example.status in workflow.SUBMITTABLE
             accept_key = f"accept-{example.id}-{read_version}"
             if can_accept and st.button("Accept the draft as is", key=accept_key, icon=":material/done_all:"):
-                accepted_example = ui.attempt(lambda: accept_draft(store, user.username, example.id, read_version))
+                accepted_example = ui.attempt(lambda: accept_draft(store, user.username, draft_example.id, read_version))
                 if accepted_example:
                     st.session_state["write_version"] = accepted_example.version
                     st.session_state["write_flash"] = f"Draft of example {example.id} accepted as is; you can submit it now."
@@ -283,7 +286,7 @@ with editor_tab:
                 st.warning(f"{len(result.matches)} existing examples look like this one:", icon=":material/content_copy:")
                 for m in result.matches:
                     ui.link_to_example(m.example_id, f"Example {m.example_id} · {m.kind} {m.similarity:.2f} · {m.status}")
-                    st.text(ui.one_line(m.prompt, 120))
+                    st.text(one_line(m.prompt, 120))
             elif not result.warnings:
                 st.success("No duplicates or personal data found.")
 

@@ -17,7 +17,7 @@ migrations = Migrations("goldsmith")
 
 @migrations()
 def m001_core(db: Database) -> None:
-    db["users"].create(
+    db.table("users").create(
         {
             "username": str,
             "display_name": str,
@@ -31,7 +31,7 @@ def m001_core(db: Database) -> None:
         pk="username",
         not_null={"role", "password_hash", "version", "created_at"},
     )
-    db["examples"].create(
+    db.table("examples").create(
         {
             "id": int,
             "messages": str,
@@ -57,10 +57,10 @@ def m001_core(db: Database) -> None:
     )
     # Composite indexes keep filtered, newest-first pages fast at 100k+ examples.
     for columns in (["status", "id"], ["author", "id"], ["category", "id"], ["content_hash"], ["source", "source_id"]):
-        db["examples"].create_index(columns)
-    db["examples"].enable_fts(["prompt_text", "response_text"], create_triggers=True, tokenize="porter")
+        db.table("examples").create_index(columns)
+    db.table("examples").enable_fts(["prompt_text", "response_text"], create_triggers=True, tokenize="porter")
 
-    db["reviews"].create(
+    db.table("reviews").create(
         {
             "id": int,
             "example_id": int,
@@ -78,10 +78,10 @@ def m001_core(db: Database) -> None:
         not_null={"example_id", "example_version", "reviewer", "decision", "created_at"},
         foreign_keys=[("example_id", "examples", "id"), ("reviewer", "users", "username")],
     )
-    db["reviews"].create_index(["example_id"])
-    db["reviews"].create_index(["reviewer"])
+    db.table("reviews").create_index(["example_id"])
+    db.table("reviews").create_index(["reviewer"])
 
-    db["history"].create(
+    db.table("history").create(
         {
             "id": int,
             "entity": str,
@@ -95,9 +95,9 @@ def m001_core(db: Database) -> None:
         pk="id",
         not_null={"entity", "entity_id", "action", "actor", "at"},
     )
-    db["history"].create_index(["entity", "entity_id", "id"])
+    db.table("history").create_index(["entity", "entity_id", "id"])
 
-    db["settings"].create(
+    db.table("settings").create(
         {"key": str, "value": str, "version": int, "updated_at": str, "updated_by": str},
         pk="key",
         not_null={"value", "version"},
@@ -106,7 +106,7 @@ def m001_core(db: Database) -> None:
 
 @migrations()
 def m002_snapshots(db: Database) -> None:
-    db["snapshots"].create(
+    db.table("snapshots").create(
         {
             "id": str,
             "name": str,
@@ -129,16 +129,16 @@ def m002_snapshots(db: Database) -> None:
 @migrations()
 def m003_curation(db: Database) -> None:
     # A text-only hash (case, whitespace and punctuation folded) for exact-duplicate lookups.
-    db["examples"].add_column("norm_hash", str)
-    db["examples"].create_index(["norm_hash"])
-    db["examples"].create_index(["updated_at"])
-    db["signatures"].create(
+    db.table("examples").add_column("norm_hash", str)
+    db.table("examples").create_index(["norm_hash"])
+    db.table("examples").create_index(["updated_at"])
+    db.table("signatures").create(
         {"content_hash": str, "params": str, "signature": bytes}, pk=("content_hash", "params"), not_null={"signature"}
     )
-    db["embeddings"].create(
+    db.table("embeddings").create(
         {"content_hash": str, "model": str, "vector": bytes}, pk=("content_hash", "model"), not_null={"vector"}
     )
-    db["duplicate_resolutions"].create(
+    db.table("duplicate_resolutions").create(
         {
             "id": int,
             "kind": str,
@@ -152,18 +152,18 @@ def m003_curation(db: Database) -> None:
         pk="id",
         not_null={"kind", "example_ids", "resolution", "resolved_by", "resolved_at"},
     )
-    db["questions"].create(
+    db.table("questions").create(
         {"id": int, "text": str, "content_hash": str, "source": str, "source_id": str, "received_at": str, "imported_at": str},
         pk="id",
         not_null={"text", "content_hash", "imported_at"},
     )
-    db["questions"].create_index(["content_hash"], unique=True)
-    db["gap_topics"].create(
+    db.table("questions").create_index(["content_hash"], unique=True)
+    db.table("gap_topics").create(
         {"id": int, "label": str, "question_ids": str, "representatives": str, "similarity": float, "created_at": str},
         pk="id",
         not_null={"label", "question_ids", "created_at"},
     )
-    db["tasks"].create(
+    db.table("tasks").create(
         {
             "id": int,
             "question_id": int,
@@ -179,7 +179,7 @@ def m003_curation(db: Database) -> None:
         not_null={"question_id", "assignee", "status", "created_by", "created_at", "version"},
         foreign_keys=[("question_id", "questions", "id"), ("assignee", "users", "username")],
     )
-    db["tasks"].create_index(["assignee", "status"])
+    db.table("tasks").create_index(["assignee", "status"])
     for row in list(db.query("SELECT id, messages FROM examples")):
         messages = [Message.model_validate(m) for m in json.loads(row["messages"])]
         db.execute("UPDATE examples SET norm_hash = ? WHERE id = ?", [normalised_hash(messages), row["id"]])
@@ -189,25 +189,25 @@ def m003_curation(db: Database) -> None:
 def m004_sessions(db: Database) -> None:
     # Sign-in sessions for the app: only the sha256 of each token is stored, so a copy of the
     # database does not let anyone in.
-    db["sessions"].create(
+    db.table("sessions").create(
         {"token_hash": str, "username": str, "created_at": str, "last_seen": str, "ended_at": str},
         pk="token_hash",
         not_null={"username", "created_at", "last_seen"},
         foreign_keys=[("username", "users", "username")],
     )
-    db["sessions"].create_index(["username"])
+    db.table("sessions").create_index(["username"])
     # Failed sign-ins per typed name (known or not, so a lockout does not reveal who exists).
-    db["login_failures"].create(
+    db.table("login_failures").create(
         {"username": str, "failures": int, "locked_until": str, "updated_at": str},
         pk="username",
         not_null={"failures", "updated_at"},
     )
     # The app's pages at 100k examples: an author's queue (author + status), review pairs and the
     # coverage heat map (approved counts per tag cell, read from the index alone).
-    db["examples"].create_index(["author", "status", "id"])
-    db["reviews"].create_index(["example_id", "example_version", "id"])
-    db["reviews"].create_index(["reviewer", "decision", "created_at"])
-    db["examples"].create_index(["status", "category", "response_type", "knowledge_area"])
+    db.table("examples").create_index(["author", "status", "id"])
+    db.table("reviews").create_index(["example_id", "example_version", "id"])
+    db.table("reviews").create_index(["reviewer", "decision", "created_at"])
+    db.table("examples").create_index(["status", "category", "response_type", "knowledge_area"])
 
 
 @migrations()
@@ -215,7 +215,7 @@ def m005_training(db: Database) -> None:
     # LoRA runs (one row each, with lineage), their live metrics and events, and the blind
     # side-by-side comparisons reviewers vote on. A task can now carry a note (why it exists:
     # "the tuned model lost this comparison").
-    db["runs"].create(
+    db.table("runs").create(
         {
             "id": str,
             "name": str,
@@ -243,8 +243,8 @@ def m005_training(db: Database) -> None:
         pk="id",
         not_null={"snapshot_id", "base_model", "config", "status", "created_by", "created_at", "run_dir", "version"},
     )
-    db["runs"].create_index(["status"])
-    db["run_metrics"].create(
+    db.table("runs").create_index(["status"])
+    db.table("run_metrics").create(
         {
             "run_id": str,
             "step": int,
@@ -260,20 +260,20 @@ def m005_training(db: Database) -> None:
         not_null={"run_id", "step", "kind", "at"},
         foreign_keys=[("run_id", "runs", "id")],
     )
-    db["run_metrics"].create_index(["run_id", "kind", "step"])
-    db["run_events"].create(
+    db.table("run_metrics").create_index(["run_id", "kind", "step"])
+    db.table("run_events").create(
         {"run_id": str, "at": str, "kind": str, "message": str},
         not_null={"run_id", "at", "kind"},
         foreign_keys=[("run_id", "runs", "id")],
     )
-    db["run_events"].create_index(["run_id", "at"])
-    db["evaluations"].create(
+    db.table("run_events").create_index(["run_id", "at"])
+    db.table("evaluations").create(
         {"run_id": str, "created_at": str, "created_by": str, "report": str},
         pk="run_id",
         not_null={"created_at", "report"},
         foreign_keys=[("run_id", "runs", "id")],
     )
-    db["comparisons"].create(
+    db.table("comparisons").create(
         {
             "id": int,
             "run_id": str,
@@ -289,8 +289,8 @@ def m005_training(db: Database) -> None:
         not_null={"run_id", "messages", "answer_a", "answer_b", "tuned_is", "created_at"},
         foreign_keys=[("run_id", "runs", "id")],
     )
-    db["comparisons"].create_index(["run_id"])
-    db["votes"].create(
+    db.table("comparisons").create_index(["run_id"])
+    db.table("votes").create(
         {
             "id": int,
             "comparison_id": int,
@@ -305,8 +305,8 @@ def m005_training(db: Database) -> None:
         not_null={"comparison_id", "reviewer", "choice", "created_at"},
         foreign_keys=[("comparison_id", "comparisons", "id"), ("reviewer", "users", "username")],
     )
-    db["votes"].create_index(["comparison_id", "reviewer"], unique=True)
-    db["tasks"].add_column("note", str)
+    db.table("votes").create_index(["comparison_id", "reviewer"], unique=True)
+    db.table("tasks").add_column("note", str)
 
 
 @migrations()
@@ -314,7 +314,7 @@ def m006_production(db: Database) -> None:
     # Production conversation logs, kept apart from the examples: they are what the deployed
     # model was asked and answered (with the customer's rating), never training data. A log's
     # question can become an authoring task; task_id records the last one made from it.
-    db["prod_logs"].create(
+    db.table("prod_logs").create(
         {
             "id": int,
             "conversation": str,
@@ -334,5 +334,40 @@ def m006_production(db: Database) -> None:
         not_null={"conversation", "question", "answer", "imported_at", "source", "content_hash"},
         foreign_keys=[("task_id", "tasks", "id")],
     )
-    db["prod_logs"].create_index(["content_hash"], unique=True)
-    db["prod_logs"].create_index(["received_at"])
+    db.table("prod_logs").create_index(["content_hash"], unique=True)
+    db.table("prod_logs").create_index(["received_at"])
+
+
+@migrations()
+def m007_jobs(db: Database) -> None:
+    # Long work (training, evaluation, batch drafting) runs in its own process as a job: this row
+    # is how a page or a command started elsewhere sees it, and how its worker reports back.
+    # training.jobs owns the rows; params and result are JSON.
+    jobs = db.table("jobs")
+    jobs.create(
+        {
+            "id": str,
+            "kind": str,
+            "target": str,
+            "params": str,
+            "status": str,
+            "created_by": str,
+            "created_at": str,
+            "started_at": str,
+            "heartbeat_at": str,
+            "finished_at": str,
+            "pid": int,
+            "log_path": str,
+            "result": str,
+            "error": str,
+            "cancel_requested": int,
+            "cancelled_by": str,
+            "version": int,
+        },
+        pk="id",
+        not_null={"kind", "target", "params", "status", "created_by", "created_at", "cancel_requested", "version"},
+        defaults={"params": "{}", "cancel_requested": 0, "version": 1},
+        foreign_keys=[("created_by", "users", "username"), ("cancelled_by", "users", "username")],
+    )
+    jobs.create_index(["kind", "target", "created_at"])  # a page polls the latest job of a kind on one target
+    jobs.create_index(["status"])  # the active ones
