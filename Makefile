@@ -29,7 +29,10 @@ run: $(STAMP)
 	@echo "Sign in with a user from $(dir $(DEMO_DB))credentials.txt; Ctrl+C stops the app."
 	$(BIN)/goldsmith serve --db $(DEMO_DB)
 
-# Install and run the whole test suite. pytest's exit 5 (no tests collected) counts as a failure.
+# Install, check lint, formatting and types, then run the whole test suite. pytest's exit 5 (no tests collected) counts as a failure.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from argon2 import PasswordHasher  # noqa: E402
+from argon2 import PasswordHasher
 
-from bench.bench_store import CATEGORIES, fill  # noqa: E402
-from curation.people import sessions  # noqa: E402
-from curation.store import Store, now  # noqa: E402
+from bench.bench_store import CATEGORIES, fill
+from curation.people import sessions
+from curation.store import Store, now
 
 MAIN = Path(__file__).resolve().parent.parent / "app" / "main.py"
 PASSWORD = "bench password"

@@ -24,10 +24,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from curation.datasets.formats import read_records  # noqa: E402
-from curation.similarity import embeddings  # noqa: E402
+from curation.datasets.formats import read_records
+from curation.similarity import embeddings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "bench" / "results" / "embeddings.md"

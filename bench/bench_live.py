@@ -24,14 +24,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.bench_store import fill  # noqa: E402
-from curation.similarity import cache, live  # noqa: E402
-from curation.similarity.embeddings import get_embedder  # noqa: E402
-from curation.similarity.live import LiveIndex  # noqa: E402
-from curation.store import Store  # noqa: E402
-from schemas import ExampleContent  # noqa: E402
+from bench.bench_store import fill
+from curation.similarity import cache, live
+from curation.similarity.embeddings import get_embedder
+from curation.similarity.live import LiveIndex
+from curation.store import Store
+from schemas import ExampleContent
 
 
 def seed_embeddings(store: Store) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curation.store import Store, _example_to_row, now  # noqa: E402
-from schemas import ExampleContent, ExampleFilter, Tags  # noqa: E402
+from curation.store import Store, _example_to_row, now
+from schemas import ExampleContent, ExampleFilter, Tags
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "examples"
 # Realistic vocabulary: the words of the hand-written sample examples, with their frequencies.

@@ -113,13 +113,13 @@ def side_trl(db: str, snapshot: str, model: str, steps: int) -> dict:
         tokens = 0
         per_step: list = []
 
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_step_begin(self, args, state, control, **kwargs):
             if device == "cuda":
                 torch.cuda.synchronize()
             self.started = time.perf_counter()
             self.tokens_before = trainer._total_train_tokens
 
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        def on_step_end(self, args, state, control, **kwargs):
             if device == "cuda":
                 torch.cuda.synchronize()
             if state.global_step > WARMUP_STEPS:

@@ -9,10 +9,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from curation.examples import workflow  # noqa: E402
-from curation.people import users  # noqa: E402
-from curation.store import Store  # noqa: E402
-from schemas import Example, ExampleContent, ReviewInput, Rubric, Tags  # noqa: E402
+from curation.examples import workflow
+from curation.people import users
+from curation.store import Store
+from schemas import Example, ExampleContent, ReviewInput, Rubric, Tags
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"

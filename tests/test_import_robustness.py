@@ -140,11 +140,14 @@ def test_mutated_json_arrays_and_csv_never_crash(template, tmp_path_factory, n, 
     csv_lines, _ = mutate(out.getvalue().encode().split(b"\r\n"), mutations)
     (tmp / "c.csv").write_bytes(b"\r\n".join(csv_lines))
     for name in ("a.json", "c.csv"):
+        before = store.db.table("examples").count
         try:
             report = import_file(store, "amy", tmp / name)
         except InvalidInput:
+            assert store.db.table("examples").count == before  # an unreadable file imports nothing
             continue
-        assert report.imported + report.duplicates + len(report.rejected) >= report.imported >= 0
+        assert store.db.table("examples").count - before == report.imported  # what the report counts is what is stored
+        assert all(r.reason and (r.line is not None or r.index is not None) for r in report.rejected)
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

@@ -66,7 +66,7 @@ def read_split(path: Path) -> list[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(line)
-                record["messages"]  # noqa: B018 - a KeyError names the problem below
+                record["messages"]
             except (json.JSONDecodeError, KeyError, TypeError) as error:
                 raise InvalidInput(f"{path}:{number} is not a snapshot record ({error}); re-cut the snapshot") from error
             records.append(record)

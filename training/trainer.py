@@ -375,7 +375,7 @@ def _build_model(accelerator: Any, config: TrainConfig, model_path: str, precisi
         model.enable_input_require_grads()
     lora = LoraConfig(
         r=config.lora_r,
-        lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # peft annotates int; a float scales the same
+        lora_alpha=config.lora_alpha,  # peft annotates int; a float scales the same
         lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules) if config.target_modules != "all-linear" else "all-linear",
         task_type="CAUSAL_LM",

@@ -67,21 +67,23 @@ with people_tab:
         target = next(u for u in people if u.username == target_name)
         with st.form(f"role-{target.username}-{target.version}"):
             new_role = st.selectbox("Role", ROLES, index=ROLES.index(target.role))
-            if st.form_submit_button("Change role") and ui.attempt(
-                lambda: users.set_role(store, user.username, target.username, new_role, target.version)
-            ):
-                done(f"{target.username} is now {new_role}.")
+            if st.form_submit_button("Change role"):
+                changed = ui.attempt(lambda: users.set_role(store, user.username, target.username, new_role, target.version))
+                if changed is not None:
+                    done(f"{target.username} is now {new_role}.")
         label = "Deactivate" if target.active else "Reactivate"
-        if st.button(f"{label} {target.username}", key=f"active-{target.username}-{target.version}") and ui.attempt(
-            lambda: users.set_active(store, user.username, target.username, not target.active, target.version)
-        ):
-            done(f"{target.username} {'deactivated' if target.active else 'reactivated'}.")
+        if st.button(f"{label} {target.username}", key=f"active-{target.username}-{target.version}"):
+            changed = ui.attempt(
+                lambda: users.set_active(store, user.username, target.username, not target.active, target.version)
+            )
+            if changed is not None:
+                done(f"{target.username} {'deactivated' if target.active else 'reactivated'}.")
         with st.form(f"password-{target.username}-{target.version}"):
             new_password = st.text_input("New password", type="password")
-            if st.form_submit_button("Set password") and ui.attempt(
-                lambda: users.set_password(store, user.username, target.username, new_password)
-            ):
-                done(f"Password of {target.username} changed.")
+            if st.form_submit_button("Set password"):
+                changed = ui.attempt(lambda: users.set_password(store, user.username, target.username, new_password))
+                if changed is not None:
+                    done(f"Password of {target.username} changed.")
 
 with taxonomy_tab:
     taxonomy, version = get_taxonomy(store)

@@ -95,8 +95,11 @@ with right:
         st.rerun()
 
 if recorded:
-    review = ui.attempt(lambda: ReviewInput(decision=decision, rubric=Rubric(**scores), comment=comment))
-    stored = review and ui.attempt(lambda: workflow.review_example(store, user.username, example.id, example.version, review))
+    reviewed, review = example, ui.attempt(lambda: ReviewInput(decision=decision, rubric=Rubric(**scores), comment=comment))
+    stored = None
+    if review is not None:
+        judged = review
+        stored = ui.attempt(lambda: workflow.review_example(store, user.username, reviewed.id, reviewed.version, judged))
     if stored:
         after = store.get_example(example.id)
         pending = after.status == "submitted"

@@ -37,7 +37,7 @@ def report_table(report: ValidationReport) -> None:
             }
             for e in report.expectations
         ),
-        key=lambda r: {"FAILED": 0, "warning": 1, "ok": 2}[r["result"]],
+        key=lambda r: {"FAILED": 0, "warning": 1, "ok": 2}[str(r["result"])],
     )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
@@ -69,7 +69,7 @@ def _create(override: str | None = None) -> None:
         except SnapshotBlocked as blocked:
             st.session_state["snap_blocked"] = blocked.report
             return
-        except Exception as error:  # noqa: BLE001 - user errors become sentences; anything else is re-raised
+        except Exception as error:
             ui.show_error(error)
             return
     st.session_state.pop("snap_blocked", None)
@@ -143,7 +143,7 @@ else:
         if path.exists():
             col.download_button(
                 f"Download {file_name}",
-                data=lambda p=path: p.read_bytes(),
+                data=path.read_bytes,
                 file_name=f"{snap.name}-{file_name}",
                 key=f"dl-{file_name}",
             )

@@ -102,7 +102,7 @@ def _open_text_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     for number, text, error in _open_text_lines(path):
-        if error:
+        if error or text is None:
             yield number, None, error
             continue
         try:
@@ -422,7 +422,7 @@ def read_questions(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str
         raise InvalidInput(f"no file at {path}; check the path")
     if path.suffix.lower() == ".txt":
         for number, text, error in _open_text_lines(path):
-            yield number, None if error else {"text": text.strip()}, error
+            yield number, None if error or text is None else {"text": text.strip()}, error
         return
     for location, record, error in _container(path):
         if error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from curation.datasets.formats import DEFAULT_MAX_CHARS, FORMATS, detect_format, read_records
 from curation.errors import InvalidInput, PermissionDenied
@@ -65,7 +66,7 @@ def import_file(
                 f"only leads can import examples as approved; {user.username} can import as draft or submitted"
             )
         taxonomy = get_taxonomy(store)[0]
-        report = {"imported": 0, "duplicates": 0, "duplicate_of": [], "rejected": []}
+        report: dict[str, Any] = {"imported": 0, "duplicates": 0, "duplicate_of": [], "rejected": []}
         for n, parsed in enumerate(read_records(path, resolved, max_chars=max_chars), start=1):
             if progress and n % 1000 == 0:
                 progress(n)

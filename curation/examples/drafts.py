@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from curation.errors import InvalidInput, invalid
 from curation.examples.taxonomy import check_tags
-from curation.examples.workflow import SUBMITTABLE, state_error
+from curation.examples.workflow import SUBMITTABLE, create_example, state_error
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
@@ -70,26 +70,15 @@ def create_drafted_example(
         source, source_id, metadata: where it came from (metadata gains `drafted_by`).
     """
     mark = provenance_of(provenance)
-    content = _with_draft(messages_with_prompt, mark, tags)
-    with store.write():
-        user = acting_user(store, actor)
-        require(user, "create_example")
-        owner = user
-        if author is not None and author.strip().lower() != user.username:
-            require(user, "manage_coverage")  # only a lead assigns work to another author
-            owner = store.get_user(author)
-            require(owner, "create_example")
-        check_tags(store, content.tags)
-        return store.insert_example(
-            messages=content.messages,
-            tags=content.tags,
-            author=owner.username,
-            status="draft",
-            actor=user.username,
-            source=source,
-            source_id=source_id,
-            metadata={**(metadata or {}), "drafted_by": mark.model_dump(mode="json")},
-        )
+    return create_example(
+        store,
+        actor,
+        _with_draft(messages_with_prompt, mark, tags),
+        author=author,
+        source=source,
+        source_id=source_id,
+        metadata={**(metadata or {}), "drafted_by": mark.model_dump(mode="json")},
+    )
 
 
 def redraft_example(

@@ -23,7 +23,7 @@ from curation.errors import InvalidInput
 from curation.examples.review_queue import needs_another_review
 from curation.examples.taxonomy import check_tags
 from curation.people.permissions import require
-from curation.people.users import acting_user
+from curation.people.users import acting_user, assignable_author
 from curation.store import Store
 from schemas import STATUSES, Example, ExampleContent, Review, ReviewInput
 
@@ -60,16 +60,25 @@ def create_example(
     source: str = "manual",
     source_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    author: str | None = None,
 ) -> Example:
-    """Write a new example as `actor` (its author), as a draft or straight to review."""
+    """Write a new example as `actor` (its author), as a draft or straight to review.
+
+    `author` gives it to someone else to own (a lead handing out work, such as a model's draft of
+    a gap topic's question); they must be able to write examples.
+    """
     with store.write():
         user = acting_user(store, actor)
         require(user, "create_example")
+        owner = user
+        if author is not None and author.strip().lower() != user.username:
+            require(user, "manage_coverage")  # only a lead assigns work to another author
+            owner = assignable_author(store, author)
         check_tags(store, content.tags)
         return store.insert_example(
             messages=content.messages,
             tags=content.tags,
-            author=user.username,
+            author=owner.username,
             status="submitted" if submit else "draft",
             actor=user.username,
             source=source,

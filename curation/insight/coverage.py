@@ -71,7 +71,7 @@ def import_questions(store: Store, actor: str, path: Path) -> QuestionImportRepo
     with store.write():
         require(acting_user(store, actor), "manage_coverage")
         for location, question, error in read_questions(path):
-            if error:
+            if error or question is None:
                 rejected.append(Rejection(line=location, reason=error))
                 continue
             digest = question_key(question["text"])
@@ -217,7 +217,7 @@ def _save_gaps(store: Store, gaps: list[GapTopic]) -> list[GapTopic]:
     with store.write():
         for gap in gaps:
             row_id = (
-                store.db["gap_topics"]
+                store.db.table("gap_topics")
                 .insert(
                     {
                         "label": gap.label,

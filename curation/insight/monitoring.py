@@ -141,10 +141,10 @@ def import_logs(
                 continue
             messages = parsed.content.messages
             digest = hashlib.sha256(f"{content_hash(messages)}|{fields['received_at'] or ''}".encode()).hexdigest()
-            if store.db["prod_logs"].count_where("content_hash = ?", [digest]):
+            if store.db.table("prod_logs").count_where("content_hash = ?", [digest]):
                 report["duplicates"] += 1
                 continue
-            store.db["prod_logs"].insert(
+            store.db.table("prod_logs").insert(
                 {
                     "conversation": json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
                     "question": next(m.content for m in messages if m.role == "user"),
@@ -365,7 +365,7 @@ def create_log_tasks(store: Store, actor: str, log_ids: list[int], assignee: str
         raise InvalidInput("name at least one production log; `goldsmith monitor --json` lists them")
     with store.write():
         require(acting_user(store, actor), "manage_coverage")
-        rows = {r["id"]: r for r in store.db["prod_logs"].rows_where(f"id IN ({', '.join('?' * len(ids))})", ids)}
+        rows = {r["id"]: r for r in store.db.table("prod_logs").rows_where(f"id IN ({', '.join('?' * len(ids))})", ids)}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise NotFound(f"no production log {missing[0]}; `goldsmith monitor --json` lists the logs behind each finding")
@@ -375,6 +375,6 @@ def create_log_tasks(store: Store, actor: str, log_ids: list[int], assignee: str
             task = create_task(
                 store, actor, row["question"], assignee, note=_note(row, label), source="production", source_id=str(log_id)
             )
-            store.db["prod_logs"].update(log_id, {"task_id": task.id})
+            store.db.table("prod_logs").update(log_id, {"task_id": task.id})
             tasks.setdefault(task.id, task)
     return list(tasks.values())

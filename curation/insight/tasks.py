@@ -21,7 +21,7 @@ def question_key(text: str) -> str:
 
 
 def _task(store: Store, row: dict[str, Any]) -> Task:
-    question = store.db["questions"].get(row["question_id"])["text"]
+    question = store.db.table("questions").get(row["question_id"])["text"]
     return Task.model_validate({**row, "question": question})
 
 
@@ -39,10 +39,10 @@ def _insert_task(
         "version": 1,
         "note": note,
     }
-    task_id = store.db["tasks"].insert(row).last_pk
+    task_id = store.insert_row("tasks", row)
     details = {"assignee": assignee, "question_id": question_id, **({"note": note} if note else {})}
     store.add_history("task", task_id, "create_task", actor, None, details)
-    return _task(store, store.db["tasks"].get(task_id))
+    return _task(store, store.db.table("tasks").get(task_id))
 
 
 def gap_topic_work(store: Store, actor: str, gap_topic_id: int, assignee: str, limit: int | None = None) -> tuple[str, list[int]]:
@@ -60,7 +60,7 @@ def gap_topic_work(store: Store, actor: str, gap_topic_id: int, assignee: str, l
         raise InvalidInput(f"limit must be at least 1, got {limit}")
     require(acting_user(store, actor), "manage_coverage")
     author = assignable_author(store, assignee)
-    rows = list(store.db["gap_topics"].rows_where("id = ?", [gap_topic_id]))
+    rows = list(store.db.table("gap_topics").rows_where("id = ?", [gap_topic_id]))
     if not rows:
         raise NotFound(f"no gap topic {gap_topic_id}; `goldsmith coverage` lists them")
     return author.username, json.loads(rows[0]["question_ids"])[:limit]
@@ -72,7 +72,7 @@ def create_tasks(store: Store, actor: str, gap_topic_id: int, assignee: str, *, 
         author, question_ids = gap_topic_work(store, actor, gap_topic_id, assignee, limit)
         created = []
         for qid in question_ids:
-            if store.db["tasks"].count_where("question_id = ? AND status = 'open'", [qid]):
+            if store.db.table("tasks").count_where("question_id = ? AND status = 'open'", [qid]):
                 continue
             created.append(_insert_task(store, actor, qid, author, gap_topic_id=gap_topic_id))
         return created
@@ -101,16 +101,13 @@ def create_task(
         require(acting_user(store, actor), action)
         author = assignable_author(store, assignee)
         digest = question_key(text)
-        found = list(store.db["questions"].rows_where("content_hash = ?", [digest]))
+        found = list(store.db.table("questions").rows_where("content_hash = ?", [digest]))
         if found:
             question_id = found[0]["id"]
         else:
-            question_id = (
-                store.db["questions"]
-                .insert({"text": text, "content_hash": digest, "source": source, "source_id": source_id, "imported_at": now()})
-                .last_pk
-            )
-        open_rows = list(store.db["tasks"].rows_where("question_id = ? AND status = 'open'", [question_id]))
+            row = {"text": text, "content_hash": digest, "source": source, "source_id": source_id, "imported_at": now()}
+            question_id = store.insert_row("questions", row)
+        open_rows = list(store.db.table("tasks").rows_where("question_id = ? AND status = 'open'", [question_id]))
         if open_rows:
             return _task(store, open_rows[0])
         return _insert_task(store, actor, question_id, author.username, note=note)
@@ -124,13 +121,13 @@ def list_tasks(store: Store, *, assignee: str | None = None, status: str | None 
     if status:
         where.append("status = ?")
         params.append(status)
-    return [_task(store, r) for r in store.db["tasks"].rows_where(" AND ".join(where) or None, params, order_by="id")]
+    return [_task(store, r) for r in store.db.table("tasks").rows_where(" AND ".join(where) or None, params, order_by="id")]
 
 
 def complete_task(store: Store, actor: str, task_id: int, response: str, *, submit: bool = True, tags: Any = None) -> Task:
     """Answer a task's question as a new example (by its assignee); the task records the example."""
     with store.write():
-        rows = list(store.db["tasks"].rows_where("id = ?", [task_id]))
+        rows = list(store.db.table("tasks").rows_where("id = ?", [task_id]))
         if not rows:
             raise NotFound(f"no task {task_id}; `goldsmith tasks` lists yours")
         task = _task(store, rows[0])
@@ -149,8 +146,8 @@ def complete_task(store: Store, actor: str, task_id: int, response: str, *, subm
             source_id=str(task_id),
             metadata={"task_id": task_id, "question_id": task.question_id},
         )
-        store.db["tasks"].update(task_id, {"status": "done", "example_id": example.id, "version": task.version + 1})
+        store.db.table("tasks").update(task_id, {"status": "done", "example_id": example.id, "version": task.version + 1})
         store.add_history(
             "task", task_id, "complete_task", actor, {"status": "open"}, {"status": "done", "example_id": example.id}
         )
-        return _task(store, store.db["tasks"].get(task_id))
+        return _task(store, store.db.table("tasks").get(task_id))

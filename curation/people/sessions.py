@@ -66,7 +66,8 @@ def login(store: Store, username: str, password: str, *, clock: Clock = _utcnow)
     if not name or not password:
         raise AuthenticationFailed("enter your username and password")
     moment = clock()
-    row = store.db["login_failures"].get(name) if store.db["login_failures"].count_where("username = ?", [name]) else None
+    failures = store.db.table("login_failures")
+    row = failures.get(name) if failures.count_where("username = ?", [name]) else None
     if row and row["locked_until"] and datetime.fromisoformat(row["locked_until"]) > moment:
         wait = datetime.fromisoformat(row["locked_until"]) - moment
         raise AuthenticationFailed(
@@ -84,8 +85,8 @@ def login(store: Store, username: str, password: str, *, clock: Clock = _utcnow)
         raise error from None
     token = secrets.token_urlsafe(32)
     with store.write():
-        store.db["login_failures"].delete_where("username = ?", [name])
-        store.db["sessions"].insert(
+        store.db.table("login_failures").delete_where("username = ?", [name])
+        store.db.table("sessions").insert(
             {
                 "token_hash": _hash(token),
                 "username": user.username,
@@ -100,10 +101,10 @@ def login(store: Store, username: str, password: str, *, clock: Clock = _utcnow)
 def _record_failure(store: Store, name: str, moment: datetime) -> bool:
     """Count one failed sign-in; True when it locks the name."""
     with store.write():
-        rows = list(store.db["login_failures"].rows_where("username = ?", [name]))
+        rows = list(store.db.table("login_failures").rows_where("username = ?", [name]))
         failures = (rows[0]["failures"] if rows else 0) + 1
         locked = failures >= MAX_FAILURES
-        store.db["login_failures"].upsert(
+        store.db.table("login_failures").upsert(
             {
                 "username": name,
                 "failures": 0 if locked else failures,
@@ -112,7 +113,7 @@ def _record_failure(store: Store, name: str, moment: datetime) -> bool:
             },
             pk="username",
         )
-        if locked and store.db["users"].count_where("username = ?", [name]):
+        if locked and store.db.table("users").count_where("username = ?", [name]):
             store.add_history("user", name, "lockout", name, None, {"locked_until": _stamp(moment + LOCKOUT)})
     return locked
 
@@ -127,7 +128,7 @@ def check_session(store: Store, token: str | None, *, clock: Clock = _utcnow) ->
     if not token:
         raise expired
     digest = _hash(token)
-    rows = list(store.db["sessions"].rows_where("token_hash = ?", [digest]))
+    rows = list(store.db.table("sessions").rows_where("token_hash = ?", [digest]))
     if not rows or rows[0]["ended_at"]:
         raise expired
     row, moment = rows[0], clock()
@@ -144,7 +145,7 @@ def check_session(store: Store, token: str | None, *, clock: Clock = _utcnow) ->
         raise AuthenticationFailed(f"the account {user.username!r} is deactivated; ask an admin")
     if moment - last_seen >= TOUCH_EVERY:
         with store.write():
-            store.db["sessions"].update(digest, {"last_seen": _stamp(moment)})
+            store.db.table("sessions").update(digest, {"last_seen": _stamp(moment)})
     return user
 
 

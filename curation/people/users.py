@@ -80,10 +80,12 @@ def add_user(
         if store.count_users() == 0:
             if role != "admin":
                 raise InvalidInput(f"the first user must be an admin: `goldsmith user add {user.username} --role admin`")
-            actor = user.username
+            by = user.username
         else:
-            require(acting_user(store, actor), "manage_users")
-        store.insert_user(user, _hasher.hash(password), actor=actor)
+            admin = acting_user(store, actor)
+            require(admin, "manage_users")
+            by = admin.username
+        store.insert_user(user, _hasher.hash(password), actor=by)
     return user, generated
 
 

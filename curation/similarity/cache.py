@@ -83,7 +83,7 @@ def _load(
     rows = [r for r in rows if r[0] in wanted]
     if not rows:
         return {}
-    matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), width)
+    matrix: np.ndarray = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), width)
     return {r[0]: matrix[i] for i, r in enumerate(rows)}
 
 

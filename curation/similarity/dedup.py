@@ -149,7 +149,7 @@ def find_duplicates(
 
 def _without_repeats_and_resolved(store: Store, clusters: list[DuplicateCluster]) -> list[DuplicateCluster]:
     covering: dict[int, list[set[int]]] = defaultdict(list)  # example id -> the sets (resolved or reported) holding it
-    for row in store.db["duplicate_resolutions"].rows_where("resolution = ?", ["intended_variation"]):
+    for row in store.db.table("duplicate_resolutions").rows_where("resolution = ?", ["intended_variation"]):
         ids = set(json.loads(row["example_ids"]))
         for i in ids:
             covering[i].append(ids)

@@ -111,7 +111,7 @@ def _load_sentence_transformer(name: str, path: str) -> Any:
 
     try:
         return SentenceTransformer(path, device="cpu")
-    except Exception as error:  # noqa: BLE001 - transformers raises many kinds; the user needs one sentence
+    except Exception as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise InvalidInput(f"cannot load embedding model {name!r} ({reason}); {_FIX}") from None
 
@@ -301,7 +301,11 @@ def _padding_sweep(runner: _OpenVINOModel, texts: list[str], reference: np.ndarr
     mishandles one padded shape (as OpenVINO's did for int8 attention) shows up here, not in sorted batches."""
     encodings = runner.encode(texts)
     lengths = [len(e.ids) for e in encodings]
-    picks = {min(range(len(texts)), key=lambda i, n=n: abs(lengths[i] - n)) for n in (6, 20, 34, 60, 120)}
+
+    def closest(n: int) -> int:
+        return min(range(len(texts)), key=lambda i: abs(lengths[i] - n))
+
+    picks = {closest(n) for n in (6, 20, 34, 60, 120)}
     worst = 1.0
     for i in sorted(picks):
         for width in range(lengths[i] + 1, min(lengths[i] + 48, runner.max_len) + 1):
@@ -352,6 +356,7 @@ class _OpenVINOModel:
         """One batch, through the graph its shortest text calls for (batches never mix the two)."""
         long = self.int8_graph is not None and len(encodings[0].ids) >= self.short
         graph = self.int8_graph if long else self.float_graph
+        assert graph is not None  # the float graph always exists; the int8 one when long is True
         requests = {} if requests is None else requests
         if graph not in requests:
             requests[graph] = graph.create_infer_request()
@@ -419,7 +424,7 @@ class Embedder:
                 log.info("embedding with fp32: %s", why)
             except InvalidInput:
                 raise
-            except Exception as error:  # noqa: BLE001 - auto must still embed if the fast path breaks
+            except Exception as error:
                 if backend == "int8":
                     raise
                 log.warning(

@@ -154,7 +154,8 @@ class LiveIndex:
                     key = self.ids[pos]
                     if key not in found:
                         found[key] = ("semantic", float(sims[pos]))
-        found.pop(exclude_id, None)
+        if exclude_id is not None:
+            found.pop(exclude_id, None)
         return _matches(store, found)
 
 

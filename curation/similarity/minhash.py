@@ -304,7 +304,12 @@ def _check_keys(keys: Sequence[Hashable]) -> list[Hashable]:
     keys = list(keys)
     if len(set(keys)) != len(keys):
         seen: set[Hashable] = set()
-        repeat = next(k for k in keys if k in seen or seen.add(k))
+        repeat = None
+        for key in keys:
+            if key in seen:
+                repeat = key
+                break
+            seen.add(key)
         raise ValueError(f"keys must be unique, got {repeat!r} more than once")
     return keys
 

@@ -99,7 +99,7 @@ class Store:
     def __init__(self, path: str | Path | None = None, *, memory: bool = False):
         if (path is None) == (not memory):
             raise ValueError("give a path or memory=True")
-        self.path = None if memory else Path(path)
+        self.path = None if memory or path is None else Path(path)
         try:
             conn = sqlite3.connect(
                 ":memory:" if memory else str(path),
@@ -168,6 +168,14 @@ class Store:
             self._depth = 0
             self.conn.execute("COMMIT")
 
+    def insert_row(self, table: str, row: dict[str, Any]) -> int:
+        """Insert one row (inside a write) and return its new integer id."""
+        self._require_write()
+        pk = self.db.table(table).insert(row).last_pk
+        if not isinstance(pk, int):
+            raise RuntimeError(f"the insert into {table} returned no row id ({pk!r})")
+        return pk
+
     def _require_write(self) -> None:
         if not self._depth:
             raise RuntimeError("store mutations must run inside Store.write()")
@@ -184,7 +192,7 @@ class Store:
         after: dict[str, Any] | None,
     ) -> None:
         self._require_write()
-        self.db["history"].insert(
+        self.db.table("history").insert(
             {
                 "entity": entity,
                 "entity_id": str(entity_id),
@@ -205,7 +213,7 @@ class Store:
         if entity_id is not None:
             where.append("entity_id = ?")
             params.append(str(entity_id))
-        rows = self.db["history"].rows_where(" AND ".join(where) or None, params, order_by="id")
+        rows = self.db.table("history").rows_where(" AND ".join(where) or None, params, order_by="id")
         return [
             HistoryEntry.model_validate(
                 {**r, "before": r["before"] and json.loads(r["before"]), "after": r["after"] and json.loads(r["after"])}
@@ -217,42 +225,42 @@ class Store:
 
     def insert_user(self, user: User, password_hash: str, actor: str) -> User:
         self._require_write()
-        if self.db["users"].count_where("username = ?", [user.username]):
+        if self.db.table("users").count_where("username = ?", [user.username]):
             raise Conflict(f"user {user.username!r} already exists; pick another name or change their role")
         row = user.model_dump(mode="json")
-        self.db["users"].insert(
+        self.db.table("users").insert(
             {**row, "active": int(user.active), "password_hash": password_hash, "updated_at": row["created_at"]}
         )
         self.add_history("user", user.username, "user_add", actor, None, {"role": user.role, "display_name": user.display_name})
         return user
 
     def get_user(self, username: str) -> User:
-        rows = list(self.db["users"].rows_where("username = ?", [username]))
+        rows = list(self.db.table("users").rows_where("username = ?", [username]))
         if not rows:
             raise NotFound(f"no user named {username!r}; `goldsmith user list` shows who exists")
         row = rows[0]
         return User.model_validate({k: row[k] for k in User.model_fields} | {"active": bool(row["active"])})
 
     def list_users(self) -> list[User]:
-        return [self.get_user(r["username"]) for r in self.db["users"].rows_where(order_by="username", select="username")]
+        return [self.get_user(r["username"]) for r in self.db.table("users").rows_where(order_by="username", select="username")]
 
     def count_users(self) -> int:
-        return self.db["users"].count
+        return self.db.table("users").count
 
     def password_hash(self, username: str) -> str:
         self.get_user(username)
-        return self.db["users"].get(username)["password_hash"]
+        return self.db.table("users").get(username)["password_hash"]
 
     def update_user(self, username: str, expected_version: int, actor: str, action: str, changes: dict[str, Any]) -> User:
         """Change a user's columns (role, display_name, active, password_hash) if still at expected_version."""
         with self.write():
             current = self.get_user(username)
             self._check_version("user", username, current.version, expected_version, current)
-            row = self.db["users"].get(username)
+            row = self.db.table("users").get(username)
             changed = {k: v for k, v in changes.items() if row[k] != (int(v) if isinstance(v, bool) else v)}
             if not changed:
                 return current
-            self.db["users"].update(username, {**changed, "version": current.version + 1, "updated_at": now()})
+            self.db.table("users").update(username, {**changed, "version": current.version + 1, "updated_at": now()})
             hide = {"password_hash": "(changed)"}
             self.add_history(
                 "user",
@@ -291,7 +299,7 @@ class Store:
             "created_at": stamp,
             "updated_at": stamp,
         }
-        example_id = self.db["examples"].insert(row).last_pk
+        example_id = self.insert_row("examples", row)
         example = self.get_example(example_id)
         self.add_history(
             "example",
@@ -304,7 +312,7 @@ class Store:
         return example
 
     def get_example(self, example_id: int) -> Example:
-        rows = list(self.db["examples"].rows_where("id = ?", [example_id]))
+        rows = list(self.db.table("examples").rows_where("id = ?", [example_id]))
         if not rows:
             raise NotFound(f"no example with id {example_id}; `goldsmith list` shows the ids")
         return _example_from_row(rows[0])
@@ -417,22 +425,23 @@ class Store:
     def insert_review(self, review: dict[str, Any]) -> Review:
         self._require_write()
         rubric = review.pop("rubric") or {}
-        review_id = self.db["reviews"].insert({**review, **rubric, "created_at": now()}).last_pk
+        review_id = self.insert_row("reviews", {**review, **rubric, "created_at": now()})
         return self.get_review(review_id)
 
     def get_review(self, review_id: int) -> Review:
-        row = self.db["reviews"].get(review_id)
+        row = self.db.table("reviews").get(review_id)
         rubric = {k: row.pop(k) for k in ("accuracy", "tone", "compliance", "completeness")}
         return Review.model_validate({**row, "rubric": rubric if rubric["accuracy"] is not None else None})
 
     def reviews_for(self, example_id: int) -> list[Review]:
-        return [self.get_review(r["id"]) for r in self.db["reviews"].rows_where("example_id = ?", [example_id], order_by="id")]
+        rows = self.db.table("reviews").rows_where("example_id = ?", [example_id], order_by="id")
+        return [self.get_review(r["id"]) for r in rows]
 
     # ------------------------------------------------------------------ settings (taxonomy, guidelines)
 
     def get_setting(self, key: str) -> tuple[Any, int]:
         """(value, version); (None, 0) when never set."""
-        rows = list(self.db["settings"].rows_where("key = ?", [key]))
+        rows = list(self.db.table("settings").rows_where("key = ?", [key]))
         return (json.loads(rows[0]["value"]), rows[0]["version"]) if rows else (None, 0)
 
     def set_setting(self, key: str, value: Any, expected_version: int, actor: str) -> int:
@@ -441,7 +450,7 @@ class Store:
             self._check_version("settings", key, version, expected_version, before)
             if before == value:
                 return version
-            self.db["settings"].upsert(
+            self.db.table("settings").upsert(
                 {"key": key, "value": _dumps(value), "version": version + 1, "updated_at": now(), "updated_by": actor},
                 pk="key",
             )
@@ -453,7 +462,7 @@ class Store:
     def insert_snapshot(self, snapshot: Snapshot) -> Snapshot:
         self._require_write()
         row = snapshot.model_dump(mode="json")
-        self.db["snapshots"].insert({**row, "filter": _dumps(row["filter"])})
+        self.db.table("snapshots").insert({**row, "filter": _dumps(row["filter"])})
         self.add_history(
             "snapshot",
             snapshot.id,
@@ -490,11 +499,11 @@ class Store:
             return {str(k): v for k, v in self.conn.execute(sql).fetchall()}
 
         return Stats(
-            examples=self.db["examples"].count,
+            examples=self.db.table("examples").count,
             by_status=counts("SELECT status, count(*) FROM examples GROUP BY status ORDER BY status"),
             by_category=counts("SELECT coalesce(category, '(untagged)'), count(*) FROM examples GROUP BY 1 ORDER BY 2 DESC, 1"),
             by_author=counts("SELECT author, count(*) FROM examples GROUP BY author ORDER BY 2 DESC, 1"),
-            reviews=self.db["reviews"].count,
+            reviews=self.db.table("reviews").count,
             reviews_by_decision=counts("SELECT decision, count(*) FROM reviews GROUP BY decision ORDER BY decision"),
             users_by_role=counts("SELECT role, count(*) FROM users WHERE active GROUP BY role ORDER BY role"),
         )

@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from curation.errors import Conflict  # noqa: E402
-from curation.examples import workflow  # noqa: E402
-from curation.store import Store  # noqa: E402
-from schemas import ExampleContent  # noqa: E402
+from curation.errors import Conflict
+from curation.examples import workflow
+from curation.store import Store
+from schemas import ExampleContent
 
 
 def main() -> None:
