@@ -46,7 +46,8 @@ def user_add(
     """
     store = open_store(db)
     password = _password_input(generate_password, password_stdin)
-    user, generated = user_service.add_user(store, as_user, username, role, display_name=display_name, password=password)
+    added = user_service.add_user(store, as_user, username, role, display_name=display_name, password=password)
+    user, generated = added.user, added.generated_password
     if as_json:
         emit_json({"user": user, "password": generated})
         return

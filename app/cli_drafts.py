@@ -19,6 +19,7 @@ from app.cli_common import (
     table,
 )
 from schemas import Tags, one_line
+from schemas.drafts import Draft, DraftProvenance
 
 ModelRefOption = Annotated[
     str,
@@ -44,17 +45,20 @@ def draft_command(
     as_json: JsonOption = False,
 ) -> None:
     """Ask a model for a draft response to a prompt; --save keeps it as a draft example to edit or accept."""
-    from curation.examples.drafts import create_drafted_example
-    from training.drafts import draft_response
+    from training.drafts import draft_example, draft_response
 
     store = open_store(db)
     messages = [{"role": "system", "content": read_text_arg(system)}] if system and read_text_arg(system).strip() else []
     messages.append({"role": "user", "content": read_text_arg(prompt)})
-    draft = draft_response(store, as_user, model, messages, max_new_tokens=max_new_tokens, temperature=temperature)
     example = None
-    if save:
+    if save:  # drafted and saved in one call
         tags = parse_tags(tag, None, Tags())
-        example = create_drafted_example(store, as_user, messages, draft.provenance, tags=tags)
+        example = draft_example(
+            store, as_user, model, messages, tags=tags, max_new_tokens=max_new_tokens, temperature=temperature
+        )
+        draft = Draft(text=example.response, provenance=DraftProvenance.model_validate(example.drafted_by))
+    else:
+        draft = draft_response(store, as_user, model, messages, max_new_tokens=max_new_tokens, temperature=temperature)
     if as_json:
         emit_json({**draft.model_dump(mode="json"), "example": example})
         return

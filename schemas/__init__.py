@@ -51,7 +51,7 @@ from schemas.reports import DemoSummary, ExampleFilter, ImportReport, Page, Reje
 from schemas.review import DECISIONS, RUBRIC, Decision, Review, ReviewInput, Rubric
 from schemas.snapshot import ExpectationResult, FailingExample, Snapshot, SnapshotManifest, ValidationReport
 from schemas.taxonomy import Target, Taxonomy
-from schemas.user import ROLES, User, UserRole, normalise_username
+from schemas.user import ROLES, NewUser, User, UserRole, normalise_username
 
 __all__ = [
     "one_line",
@@ -112,6 +112,7 @@ __all__ = [
     "Target",
     "Taxonomy",
     "User",
+    "NewUser",
     "UserRole",
     "check_conversation",
     "content_hash",

@@ -49,3 +49,30 @@ class Review(ReviewInput):
     example_version: int
     reviewer: str
     created_at: datetime
+
+
+class ReviewerStats(BaseModel):
+    """One reviewer's throughput and agreement."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reviewer: str
+    reviews: int
+    last_7_days: int
+    decisions: dict[str, int]
+    double_reviewed: int  # examples this reviewer reviewed together with someone else
+    agreed: int
+
+
+class AgreementReport(BaseModel):
+    """Agreement over double-reviewed examples, and each reviewer's throughput."""
+
+    model_config = ConfigDict(frozen=True)
+
+    double_reviewed: int
+    agreed: int
+    reviewers: list[ReviewerStats] = Field(default_factory=list)
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.double_reviewed if self.double_reviewed else None

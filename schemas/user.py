@@ -41,3 +41,12 @@ class User(BaseModel):
     @classmethod
     def _username(cls, value: Any) -> Any:
         return normalise_username(value)
+
+
+class NewUser(BaseModel):
+    """A user just added, and the password generated for them (None when one was given): shown once, never stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: User
+    generated_password: str | None = None

@@ -8,7 +8,8 @@ from curation.people import users
 def test_the_first_user_must_be_an_admin_and_needs_no_actor(store):
     with pytest.raises(InvalidInput, match="first user must be an admin"):
         users.add_user(store, None, "amy", "author", password=PASSWORD)
-    admin, generated = users.add_user(store, None, "ada", "admin")
+    added = users.add_user(store, None, "ada", "admin")
+    admin, generated = added.user, added.generated_password
     assert admin.role == "admin" and generated and len(generated) >= 12
     assert users.authenticate(store, "ada", generated).username == "ada"
     with pytest.raises(MissingActor, match="say who is acting"):  # once someone exists, adding needs an admin
@@ -74,3 +75,15 @@ def test_people_change_their_own_password_admins_anyones(team):
     users.set_password(team, "ada", "al", "reset by admin 1")
     assert users.authenticate(team, "al", "reset by admin 1")
     assert team.history("user", "al")[-1].after == {"password_hash": "(changed)"}
+
+
+def test_who_can_be_assigned_authoring_work_is_one_rule(team):
+    """Compare offered authors only (role == author) where the Dashboard offered anyone who writes: one rule now."""
+    assert [u.username for u in users.assignable_authors(team)] == ["al", "amy", "lee"]  # authors and leads write examples
+    users.set_active(team, "ada", "al", False, team.get_user("al").version)
+    assert [u.username for u in users.assignable_authors(team)] == ["amy", "lee"]
+    assert users.assignable_author(team, "lee").username == "lee"
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        users.assignable_author(team, "al")
+    with pytest.raises(PermissionDenied, match="cannot create example"):
+        users.assignable_author(team, "rita")

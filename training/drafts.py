@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from curation.errors import GoldsmithError, InvalidInput
-from curation.examples.drafts import create_drafted_example
+from curation.examples.drafts import create_drafted_example, redraft_example
 from curation.insight.tasks import gap_topic_work
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
-from schemas import Example, Job
+from schemas import Example, Job, Tags
 from schemas.drafts import Draft, DraftProvenance
 from schemas.jobs import DraftGapJobParams
 from training.jobs import start_job
@@ -81,6 +81,41 @@ def draft_response(
         {**_model_of(store, model_ref), "generation": generation, "draft": text, "drafted_at": now()}
     )
     return Draft(text=text, provenance=provenance)
+
+
+def draft_example(
+    store: Store,
+    actor: str,
+    model_ref: str,
+    messages: list[dict[str, str]],
+    *,
+    tags: Tags | None = None,
+    example_id: int | None = None,
+    expected_version: int | None = None,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+) -> Example:
+    """Draft the response to a conversation and save it as a model-drafted example, in one call.
+
+    Args:
+        store: the store.
+        actor: the author (or a lead).
+        model_ref: `base:NAME` or a completed run's id.
+        messages: the conversation up to the user's turn the model answers.
+        tags: the example's tags (default: a new example's none, an existing one's own).
+        example_id: an editable draft to replace the conversation of; None writes a new example.
+        expected_version: the version of `example_id` the author read.
+        max_new_tokens, temperature: as draft_response takes them.
+
+    Raises:
+        InvalidInput: the conversation does not end with a user turn, or the draft is empty.
+    """
+    if not messages or messages[-1].get("role") != "user" or not str(messages[-1].get("content", "")).strip():
+        raise InvalidInput("write the last user message first; the model drafts the response to it")
+    draft = draft_response(store, actor, model_ref, messages, max_new_tokens=max_new_tokens, temperature=temperature)
+    if example_id is None:
+        return create_drafted_example(store, actor, messages, draft.provenance, tags=tags)
+    return redraft_example(store, actor, example_id, expected_version, messages, draft.provenance, tags=tags)
 
 
 def draft_gap_topic(

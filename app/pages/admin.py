@@ -58,9 +58,9 @@ with people_tab:
             )
             if added:
                 ui.renew_form_token("add_user")
-                if added[1]:
-                    st.session_state["admin_secret"] = (added[0].username, added[1])
-                done(f"Added {added[0].username} as {added[0].role}.")
+                if added.generated_password:
+                    st.session_state["admin_secret"] = (added.user.username, added.generated_password)
+                done(f"Added {added.user.username} as {added.user.role}.")
     with change:
         names = [u.username for u in people]
         target_name = st.selectbox("User", names, key="admin_target")

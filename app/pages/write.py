@@ -8,14 +8,13 @@ from functools import partial
 import streamlit as st
 
 from app import ui
-from curation.errors import InvalidInput
 from curation.examples import workflow
 from curation.examples.checks import check_draft
-from curation.examples.drafts import accept_draft, create_drafted_example, draft_label, redraft_example
+from curation.examples.drafts import accept_draft, draft_label
 from curation.examples.taxonomy import get_guidelines, get_taxonomy
 from curation.insight.tasks import complete_task, list_tasks
 from schemas import Example, ExampleContent, ExampleFilter, Tags, one_line
-from training.drafts import draft_response
+from training.drafts import draft_example
 from training.playground import base_ref
 from training.runs import list_runs
 
@@ -127,7 +126,7 @@ with editor_tab:
             st.markdown("**New example**")
         mark = example.drafted_by if example is not None else None
         if example is not None and mark is not None:
-            draft_example = example
+            model_drafted = example
             accepted = example.metadata.get("draft_accepted") or {}
             if accepted:
                 state = f"Accepted as is by {accepted.get('by')}."
@@ -141,7 +140,7 @@ with editor_tab:
             can_accept = example.draft_untouched and example.status in workflow.SUBMITTABLE
             accept_key = f"accept-{example.id}-{read_version}"
             if can_accept and st.button("Accept the draft as is", key=accept_key, icon=":material/done_all:"):
-                accepted_example = ui.attempt(lambda: accept_draft(store, user.username, draft_example.id, read_version))
+                accepted_example = ui.attempt(lambda: accept_draft(store, user.username, model_drafted.id, read_version))
                 if accepted_example:
                     st.session_state["write_version"] = accepted_example.version
                     st.session_state["write_flash"] = f"Draft of example {example.id} accepted as is; you can submit it now."
@@ -216,14 +215,17 @@ with editor_tab:
                 msgs = [{"role": "system", "content": system}] if system.strip() else []
                 for u, a in written[:-1]:
                     msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
-                if not written[-1][0].strip():
-                    raise InvalidInput("write the last user message first; the model drafts the response to it")
                 msgs.append({"role": "user", "content": written[-1][0]})
-                tags_draft = Tags.model_validate(tags_in)
-                draft = draft_response(store, user.username, model_ref, msgs, max_new_tokens=max_new_tokens)
-                if example is None:
-                    return create_drafted_example(store, user.username, msgs, draft.provenance, tags=tags_draft)
-                return redraft_example(store, user.username, example.id, read_version, msgs, draft.provenance, tags=tags_draft)
+                return draft_example(
+                    store,
+                    user.username,
+                    model_ref,
+                    msgs,
+                    tags=Tags.model_validate(tags_in),
+                    example_id=example.id if example else None,
+                    expected_version=read_version if example else None,
+                    max_new_tokens=max_new_tokens,
+                )
 
             with st.spinner(f"{ui.safe_markdown_text(model_label)} is drafting (the first draft also loads the model)..."):
                 drafted = ui.attempt(_draft)

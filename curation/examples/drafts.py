@@ -85,7 +85,7 @@ def redraft_example(
     store: Store,
     actor: str,
     example_id: int,
-    expected_version: int,
+    expected_version: int | None,
     messages_with_prompt: list[dict[str, str]],
     provenance: DraftProvenance | dict[str, Any],
     *,
@@ -113,7 +113,8 @@ def redraft_example(
             "tags": content.tags,
             "metadata": metadata | {"drafted_by": mark.model_dump(mode="json")},
         }
-        return store.update_example(example_id, expected_version, user.username, "draft_with_model", changes)
+        version = example.version if expected_version is None else expected_version
+        return store.update_example(example_id, version, user.username, "draft_with_model", changes)
 
 
 def accept_draft(store: Store, actor: str, example_id: int, expected_version: int | None = None) -> Example:

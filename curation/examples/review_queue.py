@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from curation.errors import InvalidInput
@@ -19,6 +18,7 @@ from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store
 from schemas import Example, Message, Review
+from schemas.review import AgreementReport, ReviewerStats
 
 OVERLAP_KEY = "review_overlap"
 DEFAULT_OVERLAP = 0.0  # off until a lead or admin sets a share (0.2 is a good start)
@@ -106,29 +106,6 @@ def queue_size(store: Store, reviewer: str) -> int:
 # ------------------------------------------------------------------------------------------ stats
 
 
-@dataclass(frozen=True)
-class ReviewerStats:
-    reviewer: str
-    reviews: int
-    last_7_days: int
-    decisions: dict[str, int]
-    double_reviewed: int  # examples this reviewer reviewed together with someone else
-    agreed: int
-
-
-@dataclass(frozen=True)
-class AgreementReport:
-    """Agreement over double-reviewed examples and each reviewer's throughput."""
-
-    double_reviewed: int
-    agreed: int
-    reviewers: list[ReviewerStats] = field(default_factory=list)
-
-    @property
-    def agreement(self) -> float | None:
-        return self.agreed / self.double_reviewed if self.double_reviewed else None
-
-
 def agreement_report(store: Store, *, clock: datetime | None = None) -> AgreementReport:
     """Share of double-reviewed examples where the two decisions matched, and per-reviewer counts.
 
@@ -164,7 +141,14 @@ def agreement_report(store: Store, *, clock: datetime | None = None) -> Agreemen
         double_reviewed=len(pairs),
         agreed=agreed,
         reviewers=[
-            ReviewerStats(name, totals[name], recent[name], dict(decisions[name]), paired[name], agreeing[name])
+            ReviewerStats(
+                reviewer=name,
+                reviews=totals[name],
+                last_7_days=recent[name],
+                decisions=dict(decisions[name]),
+                double_reviewed=paired[name],
+                agreed=agreeing[name],
+            )
             for name in sorted(totals, key=lambda n: (-totals[n], n))
         ],
     )

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from curation.errors import AuthenticationFailed, InvalidInput, MissingActor, NotFound, PermissionDenied, invalid
 from curation.people.permissions import can, require
 from curation.store import Store, now
-from schemas import ROLES, User
+from schemas import ROLES, NewUser, User
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()  # argon2id with argon2-cffi's current recommended parameters
@@ -61,7 +61,7 @@ def _check_role(role: str) -> None:
 
 def add_user(
     store: Store, actor: str | None, username: str, role: str, *, display_name: str = "", password: str | None = None
-) -> tuple[User, str | None]:
+) -> NewUser:
     """Add a user. The very first user needs no actor and must be an admin.
 
     Returns:
@@ -86,7 +86,7 @@ def add_user(
             require(admin, "manage_users")
             by = admin.username
         store.insert_user(user, _hasher.hash(password), actor=by)
-    return user, generated
+    return NewUser(user=user, generated_password=generated)
 
 
 def set_role(store: Store, actor: str, username: str, role: str, expected_version: int) -> User:
