@@ -10,7 +10,13 @@ from curation.people import sessions
 MAIN = str(ROOT / "app" / "main.py")
 
 
-def app(store, username: str | None, page: str | None = None, timeout: float = 60) -> AppTest:
+# The first page in a test session that embeds text (the Write page's checks, the coverage map)
+# builds the int8 MiniLM model once, which takes 20-40 s on an idle 2-core machine and longer on
+# a busy one: the timeout leaves room for that, and a page that hangs still fails.
+TIMEOUT_S = 240
+
+
+def app(store, username: str | None, page: str | None = None, timeout: float = TIMEOUT_S) -> AppTest:
     """Run the app signed in as `username` (None: signed out), on `page` when given."""
     at = AppTest.from_file(MAIN, default_timeout=timeout)
     if username:
