@@ -103,10 +103,15 @@ def table(rows: list[list[Any]], headers: list[str]) -> None:
             typer.echo("  ".join("-" * w for w in widths))
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 example`, `2 examples`."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def echo_rejected(rejected: list[Any], shown: int = 50) -> None:
-    """An import's rejected records on stderr, each with its line (or index) and reason; the first `shown`."""
+    """An import's rejected records on stderr, each with its place (line, or record and line) and reason; the first `shown`."""
     for r in rejected[:shown]:
-        typer.echo(f"  {'line ' + str(r.line) if r.line is not None else 'record ' + str(r.index)}: {r.reason}", err=True)
+        typer.echo(f"  {r.place}: {r.reason}", err=True)
     if len(rejected) > shown:
         typer.echo(f"  ... and {len(rejected) - shown} more (use --json for all)", err=True)
 

@@ -19,6 +19,7 @@ from app.cli_common import (
     handle_errors,
     open_store,
     parse_tags,
+    plural,
     table,
 )
 from curation.datasets.exporting import EXPORT_FORMATS, export_examples
@@ -38,11 +39,22 @@ TagOption = Annotated[
 def import_command(
     file: Annotated[Path, typer.Argument(help="The file to import.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="auto, openai, alpaca, sharegpt, csv or pairs (prompt/response JSONL).")
+        str,
+        typer.Option(
+            "--format", help="auto, openai, alpaca, dolly, sharegpt, csv or pairs (prompt/response, TRL prompt/completion)."
+        ),
     ] = "auto",
     status: Annotated[str, typer.Option(help="draft, submitted, or approved (leads, for already-vetted data).")] = "draft",
     tag: TagOption = None,
-    max_chars: Annotated[int, typer.Option(min=1, help="Reject records with a message longer than this.")] = DEFAULT_MAX_CHARS,
+    preference: Annotated[
+        str,
+        typer.Option(
+            help="Preference pairs: refuse (default), or chosen: import the chosen answer, the rejected one as metadata."
+        ),
+    ] = "refuse",
+    max_chars: Annotated[
+        int, typer.Option(min=1, help="Reject records with a message (or a context) longer than this many characters.")
+    ] = DEFAULT_MAX_CHARS,
     db: DbOption = DEFAULT_DB,
     as_user: AsOption = "",
     as_json: JsonOption = False,
@@ -58,15 +70,20 @@ def import_command(
         if not as_json and n % 10_000 == 0:
             typer.echo(f"... {n:,} records read", err=True)
 
-    report = import_file(store, as_user, file, fmt=fmt, status=status, tags=tags, max_chars=max_chars, progress=progress)
+    report = import_file(
+        store, as_user, file, fmt=fmt, status=status, tags=tags, max_chars=max_chars, preference=preference, progress=progress
+    )
     if as_json:
         typer.echo(report.model_dump_json(exclude_none=True, indent=2))
     else:
+        bad = f", {report.imported_as_rejected} of them as rejected (labelled bad)" if report.imported_as_rejected else ""
         typer.echo(
-            f"Imported {report.imported} examples from {file} ({report.format}, as {report.status}); "
-            f"{report.duplicates} duplicates skipped; {len(report.rejected)} records rejected."
+            f"Imported {plural(report.imported, 'example')} from {file} ({report.format}, as {report.status}{bad}); "
+            f"{plural(report.duplicates, 'duplicate')} skipped; {plural(len(report.rejected), 'record')} rejected."
         )
         echo_rejected(report.rejected)
+        for warning in report.warnings:
+            typer.echo(f"  warning, {warning.place}: {warning.reason}", err=True)
     if report.rejected:
         raise typer.Exit(EXIT_FAILED)
 
@@ -86,7 +103,7 @@ def export_command(
     if as_json:
         emit_json({"exported": count, "path": str(out), "format": fmt})
     else:
-        typer.echo(f"Exported {count} {status} examples to {out} ({fmt}).")
+        typer.echo(f"Exported {plural(count, status + ' example')} to {out} ({fmt}).")
 
 
 @snapshot_app.command("create")

@@ -62,14 +62,15 @@ def make_file(path: Path, megabytes: int) -> int:
     return n
 
 
-def fresh_store(path: Path) -> None:
+def fresh_store(path: Path, role: str = "author") -> None:
+    """A new store with an admin and the user `bench` (an author, or `role`)."""
     sys.path.insert(0, str(ROOT))
     from curation.people import users
     from curation.store import Store
 
     store = Store(path)
     users.add_user(store, None, "admin", "admin", password="x" * 12)
-    users.add_user(store, "admin", "bench", "author", password="x" * 12)
+    users.add_user(store, "admin", "bench", role, password="x" * 12)
     store.close()
 
 
@@ -86,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "big.jsonl"
         records = make_file(data, megabytes)
-        results = {}
+        results: dict[str, tuple[int, float, int]] = {}
         for name, script in (("Goldsmith streaming import", OURS), ("baseline: pandas.read_json then insert", BASELINE)):
             db = Path(tmp) / f"{len(results)}.db"
             fresh_store(db)

@@ -17,7 +17,7 @@ from curation.examples import taxonomy, workflow
 from curation.insight import monitoring
 from curation.people import users
 from curation.store import Store
-from schemas import DemoSummary, ReviewInput, Rubric
+from schemas import DemoSummary, Rejection, ReviewInput, Rubric
 
 DEMO_SEED = 7
 _CHANGES = "Please soften the opening and point to the declarations page instead of confirming coverage."
@@ -98,7 +98,7 @@ def load_demo(store: Store, sample_dir: Path | None = None, *, password: str | N
             count += 1
             _walk(store, example.id, author, reviewer, rng.random(), parsed.source_id in violations)
         except GoldsmithError as error:
-            problems.append(f"{file_name} record {parsed.location}: {error}")
+            problems.append(f"{file_name} {Rejection(line=parsed.line, index=parsed.index, reason='').place}: {error}")
     logs = sample_dir / "production_logs.jsonl"  # the deployed assistant's conversations, for the Production page
     production = 0
     if logs.exists():

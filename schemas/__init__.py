@@ -17,6 +17,7 @@ from schemas.curation import (
     Task,
 )
 from schemas.example import (
+    CONTEXT_TEMPLATE,
     DEFAULT_MAX_TOKENS,
     STATUSES,
     TAG_KEYS,
@@ -47,13 +48,14 @@ from schemas.jobs import (
     JobStatus,
     TrainJobParams,
 )
-from schemas.reports import DemoSummary, ExampleFilter, ImportReport, Page, Rejection, Stats
+from schemas.reports import DemoSummary, DuplicateOf, ExampleFilter, ImportReport, Page, Rejection, Stats
 from schemas.review import DECISIONS, RUBRIC, Decision, Review, ReviewInput, Rubric
 from schemas.snapshot import ExpectationResult, FailingExample, Snapshot, SnapshotManifest, ValidationReport
 from schemas.taxonomy import Target, Taxonomy
 from schemas.user import ROLES, NewUser, User, UserRole, normalise_username
 
 __all__ = [
+    "CONTEXT_TEMPLATE",
     "one_line",
     "prompt_text",
     "response_text",
@@ -89,6 +91,7 @@ __all__ = [
     "TAG_KEYS",
     "Decision",
     "DemoSummary",
+    "DuplicateOf",
     "Example",
     "ExampleContent",
     "ExampleFilter",

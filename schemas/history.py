@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Entity = Literal["example", "user", "settings", "snapshot", "task", "questions", "run", "comparison", "job"]
+Entity = Literal["example", "user", "settings", "snapshot", "task", "questions", "prod_logs", "run", "comparison", "job"]
 
 
 class HistoryEntry(BaseModel):

@@ -93,13 +93,34 @@ class DemoSummary(BaseModel):
 
 
 class Rejection(BaseModel):
-    """A record an import could not take: where it is (line, or index in a JSON array) and why."""
+    """A record an import could not take, or a warning about the file: where, and why.
+
+    `line` is the file's line (1-based: a JSONL line, a CSV row's first line, or where a JSON
+    array's element starts); `index` is the position in a JSON array (0-based), None elsewhere.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     line: int | None = None
-    index: int | None = None
+    index: int | None = Field(default=None, exclude_if=lambda v: v is None)
     reason: str
+
+    @property
+    def place(self) -> str:
+        """`line 12`, `record [3] (line 40)`: where a person finds it (an array's index counts from 0)."""
+        if self.index is None:
+            return f"line {self.line}" if self.line is not None else "the file"
+        return f"record [{self.index}]" + (f" (line {self.line})" if self.line is not None else "")
+
+
+class DuplicateOf(BaseModel):
+    """A record that was already in the store (or earlier in the file), and the example it repeats."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int | None = None
+    index: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    example_id: int
 
 
 class ImportReport(BaseModel):
@@ -111,6 +132,8 @@ class ImportReport(BaseModel):
     format: str
     status: str
     imported: int = 0
+    imported_as_rejected: int = 0  # of `imported`: KTO records labelled bad, stored as rejected examples
     duplicates: int = 0
-    duplicate_of: list[dict[str, int]] = Field(default_factory=list)
+    duplicate_of: list[DuplicateOf] = Field(default_factory=list)
     rejected: list[Rejection] = Field(default_factory=list)
+    warnings: list[Rejection] = Field(default_factory=list)  # odd but harmless (nothing was lost)

@@ -26,9 +26,11 @@ def test_import_json_report_and_exit_codes(team, db_path, tmp_path):
         "format": "openai",
         "status": "draft",
         "imported": 1,
+        "imported_as_rejected": 0,
         "duplicates": 0,
         "duplicate_of": [],
         "rejected": [],
+        "warnings": [],
     }
     again = json.loads(run("import", good, "--as", "amy", "--db", db_path, "--json").stdout)
     assert (again["imported"], again["duplicates"], again["duplicate_of"]) == (0, 1, [{"line": 1, "example_id": 1}])
@@ -37,7 +39,7 @@ def test_import_json_report_and_exit_codes(team, db_path, tmp_path):
     mixed.write_text('{"messages": [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]}\nnot json\n')
     result = run("import", mixed, "--as", "amy", "--db", db_path, "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["rejected"] == [{"line": 2, "reason": "malformed JSON (Expecting value at column 1)"}]
+    assert json.loads(result.stdout)["rejected"] == [{"line": 2, "reason": "malformed JSON (expecting value at column 1)"}]
 
     if SHARED_DATA.exists():
         result = run("import", SHARED_DATA / "glaive_toolcall_en_demo.json", "--as", "amy", "--db", db_path)

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from conftest import SAMPLE_DATA, make_example
-from curation.datasets.exporting import export_examples, neutralise_formula
+from curation.datasets.exporting import export_examples
 from curation.datasets.importing import import_file
+from curation.datasets.spreadsheet import neutralise as neutralise_formula
 from curation.errors import InvalidInput
 from curation.people import users
 from curation.store import Store
@@ -124,3 +125,30 @@ def test_multi_turn_examples_survive_csv(team, tmp_path):
     other = new_store(tmp_path / "o.db")
     import_file(other, "amy", out)
     assert [m.model_dump() for m in other.get_example(1).messages] == messages
+
+
+def test_csv_and_hf_exports_carry_the_fields_goldsmith_does_not_use(team, tmp_path):
+    from datasets import load_from_disk
+
+    record = {
+        "messages": [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "content": "Cold."}],
+        "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        "label": "needs-review",
+        "source_url": "https://example.com/thread/1",
+    }
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(record) + "\n")
+    import_file(team, "amy", source)
+    extra = {k: v for k, v in record.items() if k != "messages"}
+    assert team.get_example(1).metadata == extra
+
+    out = tmp_path / "x.csv"
+    export_examples(team, "csv", out, ALL)
+    assert json.loads(next(csv.DictReader(out.open(newline="", encoding="utf-8")))["metadata"]) == extra
+    other = new_store(tmp_path / "o.db")
+    import_file(other, "amy", out)
+    assert other.get_example(1).metadata == extra
+
+    export_examples(team, "hf", tmp_path / "ds", ALL)
+    row = load_from_disk(str(tmp_path / "ds"))[0]
+    assert json.loads(row["metadata"]) == extra

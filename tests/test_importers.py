@@ -33,7 +33,8 @@ def write_lines(path: Path, lines: list[str | bytes], newline: bytes = b"\n") ->
 
 
 def rejected(report) -> dict[int, str]:
-    return {r.line if r.line is not None else r.index: r.reason for r in report.rejected}
+    """Reasons by JSON array index, or by line where the file has no array."""
+    return {r.index if r.index is not None else r.line: r.reason for r in report.rejected}
 
 
 BAD_LINES = [
@@ -99,7 +100,7 @@ def test_duplicate_ids_in_one_file_are_rejected_but_the_first_kept(team, tmp_pat
 def test_reimport_adds_nothing_and_counts_duplicates(team, tmp_path):
     path = write_lines(tmp_path / "in.jsonl", [json.dumps(good(i)) for i in range(5)] + [json.dumps(good(0) | {"id": "copy"})])
     first = import_file(team, "amy", path)
-    assert (first.imported, first.duplicates) == (5, 1) and first.duplicate_of[0] == {"line": 6, "example_id": 1}
+    assert (first.imported, first.duplicates) == (5, 1) and first.duplicate_of[0].model_dump() == {"line": 6, "example_id": 1}
     again = import_file(team, "al", path)
     assert (again.imported, again.duplicates, again.rejected) == (0, 6, [])
     assert team.db["examples"].count == 5
@@ -112,7 +113,8 @@ def test_ids_are_kept_unknown_fields_become_metadata_and_the_importer_is_the_aut
     assert report.imported == 1
     example = team.get_example(1)
     assert (example.source_id, example.author, example.status, example.source) == ("r1", "amy", "draft", "import:in.jsonl")
-    assert example.metadata == {"source": "forum", "rating": 4, "message_fields": {"2": {"weight": 0}}}
+    assert example.metadata == {"source": "forum", "rating": 4}
+    assert example.messages[1].weight == 0  # the turn's training weight is the message's own
     assert example.tags == Tags(category="claims", knowledge_area="auto", labels=["x"])  # --tag fills what the record lacks
     assert team.history("example", 1)[0].action == "import"
 
@@ -161,9 +163,10 @@ def test_alpaca_sharegpt_csv_and_pairs(team, tmp_path):
         ("system", "Be brief"),
         ("user", "hi"),
         ("assistant", "hello"),
-        ("user", "Summarise\n\nmy policy"),
+        ("user", "Summarise"),
         ("assistant", "It covers..."),
     ]
+    assert team.get_example(1).messages[3].context == "my policy"  # Alpaca's input stays apart from the instruction
 
     share = tmp_path / "s.json"
     share.write_text(

@@ -62,6 +62,26 @@ def test_snapshot_contents_and_manifest(tmp_path):
     assert store.history("snapshot", snap.id)[0].actor == "lee"
 
 
+def test_snapshot_lines_carry_contexts_into_the_text_and_keep_turn_weights(tmp_path):
+    store = approved_store(tmp_path / "g.db")
+    path = tmp_path / "dolly.jsonl"
+    record = {"instruction": "What changed in 2024?", "context": "Rates went up 3% in 2024.", "response": "Rates, by 3%."}
+    muted = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!", "weight": 0}]}
+    muted["messages"] += [
+        {"role": "user", "content": "Is hail covered?"},
+        {"role": "assistant", "content": "Yes, under comprehensive."},
+    ]
+    path.write_text(json.dumps(record) + "\n")
+    import_file(store, "lee", path, status="approved", tags=Tags(category="claims"))
+    path.write_text(json.dumps(muted) + "\n")
+    import_file(store, "lee", path, status="approved", tags=Tags(category="claims"))
+    snap = create_snapshot(store, "lee", "v1", eval_fraction=0.0, validate=False)
+    lines = {line["messages"][-1]["content"]: line for line in map(json.loads, (Path(snap.path) / "train.jsonl").open())}
+    question = lines["Rates, by 3%."]["messages"][0]
+    assert question == {"role": "user", "content": "What changed in 2024?\n\nRates went up 3% in 2024."}
+    assert [m.get("weight") for m in lines["Yes, under comprehensive."]["messages"]] == [None, 0, None, None]
+
+
 def test_recreating_the_same_snapshot_returns_the_existing_one(tmp_path):
     store = approved_store(tmp_path / "g.db")
     first = create_snapshot(store, "lee", "v1", validate=False)

@@ -58,6 +58,18 @@ def test_only_assistant_turns_and_their_end_marker_carry_loss(tokenizer):
     assert encoded.label_count == sum(encoded.label_mask[1:]) > 0
 
 
+def test_a_weight_zero_turn_carries_no_loss(tokenizer):
+    muted = [dict(m) for m in MULTI_TURN]
+    muted[2]["weight"] = 0  # OpenAI's "do not learn this turn": it stays in the context of the next one
+    encoded = encode_conversation(tokenizer, muted, max_length=1024)
+    assert loss_runs(tokenizer, encoded) == [MULTI_TURN[4]["content"] + IM_END + "\n"]
+    batch = collate([encoded], packing=True, pad_id=tokenizer.pad_token_id, row_tokens=4096)
+    learned = tokenizer.decode(batch["targets"].tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    assert MULTI_TURN[2]["content"] not in learned and MULTI_TURN[4]["content"] in learned
+    plain = encode_conversation(tokenizer, MULTI_TURN, max_length=1024)
+    assert encoded.input_ids == plain.input_ids  # the model sees the same text; only the loss differs
+
+
 def test_every_snapshot_example_is_masked_to_its_assistant_turns(tokenizer, records):
     multi_turn = 0
     for record in records:

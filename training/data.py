@@ -3,7 +3,8 @@
 Each conversation is rendered with the model's own chat template. The characters of every
 assistant turn (its text and the template's end-of-turn marker, so the model learns to stop)
 are found by rendering the conversation up to that turn, and only tokens inside those spans
-carry loss. System and user tokens are context only.
+carry loss. System and user tokens are context only, and so is an assistant turn of weight 0
+(OpenAI's `weight`, LLaMA-Factory's `loss_weight`).
 
 Batches are padding-free by default: the examples of a micro-batch are packed into short rows,
 `position_ids` restart at each example, and transformers builds a block-diagonal causal
@@ -73,16 +74,17 @@ def read_split(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _render(tokenizer: Any, messages: Sequence[dict[str, str]], *, generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=generation_prompt)
+def _render(tokenizer: Any, messages: Sequence[dict[str, Any]], *, generation_prompt: bool = False) -> str:
+    chat = [{"role": m["role"], "content": m["content"]} for m in messages]  # a template sees nothing else of a turn
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=generation_prompt)
 
 
-def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered text and the character spans of its assistant turns."""
+def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered text and the character spans of its learned assistant turns (a turn of weight 0 is context only)."""
     text = _render(tokenizer, messages)
     spans = []
     for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or message.get("weight") == 0:
             continue
         before = _render(tokenizer, messages[:i], generation_prompt=True)
         through = _render(tokenizer, messages[: i + 1])
@@ -96,7 +98,7 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple
 
 
 def encode_conversation(
-    tokenizer: Any, messages: Sequence[dict[str, str]], max_length: int, example_id: int | None = None
+    tokenizer: Any, messages: Sequence[dict[str, Any]], max_length: int, example_id: int | None = None
 ) -> Encoded:
     """Tokenise one conversation with its loss mask, truncated to `max_length` tokens."""
     text, spans = assistant_spans(tokenizer, messages)

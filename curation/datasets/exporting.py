@@ -13,32 +13,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from curation.datasets.spreadsheet import GOLDSMITH_CSV, neutralise
 from curation.errors import InvalidInput
 from curation.store import Store
-from schemas import Example, ExampleFilter
+from schemas import Example, ExampleFilter, Message
 
 EXPORT_FORMATS = ("openai", "alpaca", "sharegpt", "hf", "csv")
-CSV_COLUMNS = ("id", "prompt", "response", "system", "category", "response_type", "knowledge_area", "labels", "messages")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PAGE = 500
 
 
 def iter_examples(store: Store, flt: ExampleFilter) -> Iterator[Example]:
-    """Every example matching the filter, in id order, a page at a time (memory stays flat)."""
+    """Every example matching the filter, in id order, a page of whole rows at a time (memory stays flat)."""
     last = 0
     while True:
-        rows = list(store.db.query(*_page_sql(flt, last)))
-        if not rows:
+        page = store.examples_after(flt, last, _PAGE)
+        if not page:
             return
-        for row in rows:
-            yield store.get_example(row["id"])
-        last = rows[-1]["id"]
-
-
-def _page_sql(flt: ExampleFilter, after: int) -> tuple[str, list[Any]]:
-    where, params = Store.filter_sql(flt)
-    where, params = ["examples.id > ?", *where], [after, *params]
-    return f"SELECT id FROM examples WHERE {' AND '.join(where)} ORDER BY examples.id LIMIT {_PAGE}", params
+        yield from page
+        last = page[-1].id
 
 
 def record_id(example: Example) -> str:
@@ -50,11 +42,34 @@ def _tags(example: Example) -> dict[str, Any]:
     return example.tags.model_dump(mode="json", exclude_defaults=True)
 
 
+def _metadata(example: Example, record: dict[str, Any]) -> dict[str, Any]:
+    """The example's other fields, written back at the top of the record (they came from there)."""
+    return {k: v for k, v in sorted(example.metadata.items()) if k not in record and k != "message_fields"}
+
+
+def chat_message(
+    message: Message, extras: dict[str, Any] | None = None, *, names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A turn as trainers read it: the text the model sees (context included) in `content`/`value`.
+
+    The turn's `weight` and `context` ride along, so Goldsmith reads the same turn back (a user
+    turn's content then ends with its context, which an import splits off again).
+    """
+    turn: dict[str, Any] = (
+        {"from": names[message.role], "value": message.text} if names else {"role": message.role, "content": message.text}
+    )
+    if message.context is not None:
+        turn["context"] = message.context
+    if message.weight is not None:
+        turn["weight"] = message.weight
+    return turn | (extras or {})
+
+
 def to_openai(example: Example) -> dict[str, Any]:
-    extras = example.metadata.get("message_fields", {})  # per-turn fields kept at import (e.g. "weight")
-    messages = [m.model_dump() | extras.get(str(i), {}) for i, m in enumerate(example.messages, start=1)]
+    extras = example.metadata.get("message_fields", {})  # per-turn fields kept at import (e.g. "name")
+    messages = [chat_message(m, extras.get(str(i))) for i, m in enumerate(example.messages, start=1)]
     record = {"id": record_id(example), "messages": messages, "tags": _tags(example)}
-    return record | {k: v for k, v in sorted(example.metadata.items()) if k not in record and k != "message_fields"}
+    return record | _metadata(example, record)
 
 
 def to_sharegpt(example: Example) -> dict[str, Any]:
@@ -62,42 +77,58 @@ def to_sharegpt(example: Example) -> dict[str, Any]:
     record: dict[str, Any] = {"id": record_id(example)}
     if example.system is not None:
         record["system"] = example.system
-    record["conversations"] = [{"from": names[m.role], "value": m.content} for m in example.messages if m.role != "system"]
+    record["conversations"] = [chat_message(m, names=names) for m in example.messages if m.role != "system"]
     record["tags"] = _tags(example)
-    return record | {k: v for k, v in sorted(example.metadata.items()) if k not in record and k != "message_fields"}
+    return record | _metadata(example, record)
 
 
 def to_alpaca(example: Example) -> dict[str, Any]:
-    turns = [m.content for m in example.messages if m.role != "system"]
-    record: dict[str, Any] = {"id": record_id(example), "instruction": turns[-2], "input": "", "output": turns[-1]}
+    """The last user turn as instruction and input (its context), the last answer as output, the rest as history."""
+    turns = [m for m in example.messages if m.role != "system"]
+    last = turns[-2]
+    record: dict[str, Any] = {
+        "id": record_id(example),
+        "instruction": last.content,
+        "input": last.context or "",
+        "output": turns[-1].content,
+    }
     if example.system is not None:
         record["system"] = example.system
     if len(turns) > 2:
-        record["history"] = [[turns[i], turns[i + 1]] for i in range(0, len(turns) - 2, 2)]
+        record["history"] = [[turns[i].text, turns[i + 1].content] for i in range(0, len(turns) - 2, 2)]
+    weights = [m.weight for m in turns if m.role == "assistant"]
+    if any(w is not None for w in weights):
+        record["loss_weights"] = weights  # Alpaca has no place for them; Goldsmith reads them back
     record["tags"] = _tags(example)
-    return record | {k: v for k, v in sorted(example.metadata.items()) if k not in record and k != "message_fields"}
+    return record | _metadata(example, record)
 
 
-def neutralise_formula(cell: str) -> str:
-    """Stop spreadsheets from running a cell as a formula (CSV injection): prefix a quote."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+def _labels_cell(labels: tuple[str, ...]) -> str:
+    """`a;b`, or a JSON list when a label holds a separator or the cell would start like one (so it reads back the same)."""
+    if any("," in label or ";" in label for label in labels) or (labels and labels[0].startswith("[")):
+        return json.dumps(list(labels), ensure_ascii=False)
+    return ";".join(labels)
 
 
 def to_csv_row(example: Example) -> list[str]:
-    users = [m.content for m in example.messages if m.role == "user"]
-    multi_turn = len(users) > 1
-    row = [
-        record_id(example),
-        users[0],
-        example.response,
-        example.system or "",
-        example.tags.category or "",
-        example.tags.response_type or "",
-        example.tags.knowledge_area or "",
-        ";".join(example.tags.labels),
-        json.dumps([m.model_dump() for m in example.messages], ensure_ascii=False) if multi_turn else "",
-    ]
-    return [neutralise_formula(cell) for cell in row]
+    """One row of Goldsmith's CSV (columns: spreadsheet.GOLDSMITH_CSV), every cell formula-guarded."""
+    users = [m for m in example.messages if m.role == "user"]
+    whole = len(users) > 1 or any(m.weight is not None for m in example.messages)
+    metadata = {k: v for k, v in example.metadata.items()}
+    cells = {
+        "id": record_id(example),
+        "prompt": users[0].content,
+        "context": users[0].context or "",
+        "response": example.response,
+        "system": example.system or "",
+        "category": example.tags.category or "",
+        "response_type": example.tags.response_type or "",
+        "knowledge_area": example.tags.knowledge_area or "",
+        "labels": _labels_cell(example.tags.labels),
+        "messages": json.dumps([m.model_dump() for m in example.messages], ensure_ascii=False) if whole else "",
+        "metadata": json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else "",
+    }
+    return [neutralise(cells[column]) for column in GOLDSMITH_CSV]
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -124,7 +155,7 @@ def export_examples(store: Store, fmt: str, out: Path, flt: ExampleFilter | None
         with tmp.open("w", encoding="utf-8", newline="") as handle:
             if fmt == "csv":
                 writer = csv.writer(handle, lineterminator="\r\n")
-                writer.writerow(CSV_COLUMNS)
+                writer.writerow(GOLDSMITH_CSV)
                 for example in iter_examples(store, flt):
                     writer.writerow(to_csv_row(example))
                     count += 1
@@ -159,14 +190,16 @@ def _export_hf(store: Store, out: Path, flt: ExampleFilter) -> int:
 
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} already exists and is not empty; choose a new folder for the dataset")
+    turn = {"role": Value("string"), "content": Value("string"), "context": Value("string"), "weight": Value("int8")}
     features = Features(
         {
             "id": Value("string"),
-            "messages": List({"role": Value("string"), "content": Value("string")}),
+            "messages": List(turn),
             "category": Value("string"),
             "response_type": Value("string"),
             "knowledge_area": Value("string"),
             "labels": List(Value("string")),
+            "metadata": Value("string"),  # JSON: the fields a record brought that Goldsmith does not use
         }
     )
 
@@ -174,11 +207,12 @@ def _export_hf(store: Store, out: Path, flt: ExampleFilter) -> int:
         for e in iter_examples(store, flt):
             yield {
                 "id": record_id(e),
-                "messages": [m.model_dump() for m in e.messages],
+                "messages": [{"role": m.role, "content": m.text, "context": m.context, "weight": m.weight} for m in e.messages],
                 "category": e.tags.category,
                 "response_type": e.tags.response_type,
                 "knowledge_area": e.tags.knowledge_area,
                 "labels": list(e.tags.labels),
+                "metadata": json.dumps(e.metadata, ensure_ascii=False, sort_keys=True),
             }
 
     records = list(rows())

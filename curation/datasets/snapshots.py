@@ -42,12 +42,15 @@ def default_root(store: Store) -> Path:
 
 
 def _record_of(example: Example) -> dict[str, Any]:
-    return {
-        "id": example.id,
-        "source_id": example.source_id,
-        "messages": [m.model_dump() for m in example.messages],
-        "tags": example.tags.model_dump(mode="json"),
-    }
+    """A snapshot line: the conversation as a model trains on it (a turn's context joined into its text by
+    schemas.CONTEXT_TEMPLATE; an assistant turn's `weight` kept, 0 meaning not learned)."""
+    messages = []
+    for m in example.messages:
+        turn: dict[str, Any] = {"role": m.role, "content": m.text}
+        if m.weight is not None:
+            turn["weight"] = m.weight
+        messages.append(turn)
+    return {"id": example.id, "source_id": example.source_id, "messages": messages, "tags": example.tags.model_dump(mode="json")}
 
 
 def _line(record: dict[str, Any]) -> bytes:

@@ -122,17 +122,17 @@ def import_logs(
     """
     if fmt != "auto" and fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; use auto or one of {', '.join(FORMATS)}")
-    if not path.is_file():
-        raise InvalidInput(f"no file at {path}; check the path")
-    resolved = detect_format(path) if fmt == "auto" else fmt
+    resolved = (detect_format(path) if fmt == "auto" else fmt) or "auto"
     report: dict[str, Any] = {"imported": 0, "duplicates": 0, "rejected": []}
     with store.write():
         require(acting_user(store, actor), "manage_coverage")
         stamp = now()
         for parsed in read_records(path, resolved, max_chars=max_chars):
-            where = {parsed.where: parsed.location}
+            where = {"line": parsed.line, "index": parsed.index}
+            if parsed.warning:
+                continue
             if parsed.content is None:
-                report["rejected"].append(Rejection(**where, reason=parsed.error))
+                report["rejected"].append(Rejection(**where, reason=parsed.error or "unreadable"))
                 continue
             try:
                 fields = _feedback(parsed.metadata)
@@ -147,7 +147,7 @@ def import_logs(
             store.db.table("prod_logs").insert(
                 {
                     "conversation": json.dumps([m.model_dump() for m in messages], ensure_ascii=False),
-                    "question": next(m.content for m in messages if m.role == "user"),
+                    "question": next(m.text for m in messages if m.role == "user"),
                     "answer": next(m.content for m in reversed(messages) if m.role == "assistant"),
                     "rating": fields["rating"],
                     "thumbs": fields["thumbs"],

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sqlite_utils import Database
 
 from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound
 from curation.store.migrations import migrations
-from schemas import Example, ExampleFilter, HistoryEntry, Message, Page, Review, Snapshot, Stats, Tags, User
+from schemas import Example, ExampleContent, ExampleFilter, HistoryEntry, Message, Page, Review, Snapshot, Stats, Tags, User
 from schemas.reports import created_bounds
 
 BUSY_TIMEOUT_S = 10.0
@@ -32,6 +33,31 @@ def now() -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+_ROW_COLUMNS = (
+    "messages",
+    "prompt_text",
+    "response_text",
+    "category",
+    "response_type",
+    "knowledge_area",
+    "labels",
+    "content_hash",
+    "norm_hash",
+)
+
+
+@dataclass(frozen=True)
+class NewExample:
+    """One example for `Store.insert_examples`: its content, status and provenance, and notes for its history row."""
+
+    content: ExampleContent
+    status: str
+    source: str = "manual"
+    source_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    note: dict[str, Any] | None = None
 
 
 def _example_to_row(messages: tuple[Message, ...], tags: Tags) -> dict[str, Any]:
@@ -311,6 +337,61 @@ class Store:
         )
         return example
 
+    def insert_examples(self, new: Sequence[NewExample], *, author: str, actor: str, action: str = "import") -> list[int]:
+        """Insert many examples inside a write: one statement run over every row, one over their history rows.
+
+        What `insert_example` writes for each, without reading anything back; returns the new ids in order.
+        """
+        self._require_write()
+        if not new:
+            return []
+        stamp = now()
+        first = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM examples").fetchone()[0]
+        rows, history = [], []
+        for n, item in enumerate(new):
+            row = _example_to_row(item.content.messages, item.content.tags)
+            tags = _dumps(_plain(item.content.tags))
+            values = [row[c] for c in _ROW_COLUMNS]
+            rows.append(
+                (first + n, *values, item.source, item.source_id, _dumps(item.metadata), item.status, author, stamp, stamp)
+            )
+            after = {
+                "author": _dumps(author),
+                "messages": row["messages"],
+                "source": _dumps(item.source),
+                "status": _dumps(item.status),
+            }
+            after |= {"tags": tags} | {k: _dumps(v) for k, v in (item.note or {}).items()}
+            history.append(
+                (
+                    "example",
+                    str(first + n),
+                    action,
+                    actor,
+                    stamp,
+                    "{" + ", ".join(f"{_dumps(k)}: {after[k]}" for k in sorted(after)) + "}",
+                )
+            )
+        columns = [*_ROW_COLUMNS, "source", "source_id", "metadata", "status", "author", "created_at", "updated_at"]
+        marks = ", ".join("?" * (len(columns) + 1))
+        self.conn.executemany(f"INSERT INTO examples (id, {', '.join(columns)}, version) VALUES ({marks}, 1)", rows)
+        self.conn.executemany(
+            "INSERT INTO history (entity, entity_id, action, actor, at, before, after) VALUES (?, ?, ?, ?, ?, NULL, ?)", history
+        )
+        return [first + n for n in range(len(new))]
+
+    def ids_with_hashes(self, digests: Sequence[str]) -> dict[str, int]:
+        """The oldest example id holding each of these content hashes (those that exist)."""
+        found: dict[str, int] = {}
+        for start in range(0, len(digests), 500):  # SQLite allows at most 32,766 parameters
+            part = digests[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for digest, example_id in self.conn.execute(
+                f"SELECT content_hash, min(id) FROM examples WHERE content_hash IN ({marks}) GROUP BY content_hash", part
+            ):
+                found[digest] = example_id
+        return found
+
     def get_example(self, example_id: int) -> Example:
         rows = list(self.db.table("examples").rows_where("id = ?", [example_id]))
         if not rows:
@@ -396,6 +477,13 @@ class Store:
             where.append(f"examples.created_at {operator} ?")
             params.append(value)
         return where, params
+
+    def examples_after(self, flt: ExampleFilter, after_id: int, limit: int) -> list[Example]:
+        """Up to `limit` examples matching the filter (its query aside) with ids above `after_id`, in id order."""
+        where, params = self.filter_sql(flt)
+        clause = " AND ".join(["examples.id > ?", *where])
+        rows = self.db.query(f"SELECT * FROM examples WHERE {clause} ORDER BY examples.id LIMIT ?", [after_id, *params, limit])
+        return [_example_from_row(r) for r in rows]
 
     def list_examples(self, flt: ExampleFilter) -> Page[Example]:
         """One page of examples matching the filter: best match first when searching, else newest first."""
