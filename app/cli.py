@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("app.cli_training", "judge_app"),
     "jobs": ("app.cli_jobs", "jobs_app"),
     "serve-model": ("app.cli_serve_model", "serve_model_command"),
+    "models": ("app.cli_models", "models_app"),
 }
 
 

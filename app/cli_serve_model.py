@@ -21,7 +21,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve_model_command(
-    run_id: Annotated[str, typer.Argument(help="A completed run (id or unique prefix), or base:NAME to serve a base model.")],
+    run_id: Annotated[
+        str | None,
+        typer.Argument(
+            help="A completed run (id or unique prefix), or base:NAME to serve a base model; "
+            "none: the team's current (promoted) model."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
     host: Annotated[
         str, typer.Option(help="The address to bind; 127.0.0.1 keeps the server on this machine (it has no authentication).")
@@ -33,8 +39,8 @@ def serve_model_command(
 ) -> None:
     """Serve a run's tuned model over an OpenAI-compatible API (chat completions, streaming) with its model card.
 
-    The adapter is merged into its base model once (RUN_DIR/merged) and served by transformers' server.
-    Stop it with Ctrl+C.
+    With no run it serves the promoted one (`goldsmith runs promote`). The adapter is merged into its base model
+    once (RUN_DIR/merged) and served by transformers' server. Stop it with Ctrl+C.
     """
     from training.serving import serve
 

@@ -18,9 +18,10 @@ from curation.errors import InvalidInput
 from schemas import one_line
 
 if TYPE_CHECKING:
-    from schemas.training import Run
+    from schemas.evaluation import CostEstimate
+    from schemas.training import EvaluationReport, Run
 
-runs_app = typer.Typer(help="Training runs: list, show, metrics, cancel, resume.", no_args_is_help=True)
+runs_app = typer.Typer(help="Training runs: list, show, metrics, compare, promote, cancel, resume.", no_args_is_help=True)
 judge_app = typer.Typer(help="Blind side-by-side evaluation: next, vote, win rate, task.", no_args_is_help=True)
 
 ProcessesOption = Annotated[
@@ -70,6 +71,14 @@ def train_command(
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     processes: ProcessesOption = 1,
     detach: DetachOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Train nothing: print what the run would do (examples, tokens, packed rows, steps) and its time and "
+            "peak memory here, from a short measured probe.",
+        ),
+    ] = False,
     db: DbOption = DEFAULT_DB,
     as_user: AsOption = "",
     as_json: JsonOption = False,
@@ -81,9 +90,31 @@ def train_command(
     overrides = parse_overrides(setting or [])
     overrides.update({"base_model": base_model, "max_steps": max_steps})
     cfg = load_config(config, overrides)
+    if dry_run:
+        from training.evaluation.estimate import run_estimate
+
+        estimate = run_estimate(open_store(db), as_user, snapshot, cfg, output=sys.stderr)
+        emit_json(estimate) if as_json else _echo_estimate(estimate)
+        return
     started = time.monotonic()
     run = start_run(open_store(db), as_user, snapshot, cfg, name=name, processes=processes, wait=not detach, output=sys.stderr)
     _show(run, detach=detach, as_json=as_json, seconds=time.monotonic() - started)
+
+
+def _echo_estimate(e: CostEstimate) -> None:
+    minutes, seconds = divmod(round(e.estimated_seconds), 60)
+    typer.echo(f"Dry run of {e.base_model} on snapshot {e.snapshot_id} (config {e.config_hash}): nothing was trained.")
+    typer.echo(
+        f"  {e.examples} examples ({e.skipped} skipped, {e.truncated} truncated), {e.tokens:,} tokens after the chat "
+        f"template ({e.label_tokens:,} carry loss)"
+    )
+    typer.echo(f"  {e.steps} optimizer steps ({e.epochs:g} epochs), {e.rows:,} packed rows, {e.trained_tokens:,} tokens in all")
+    typer.echo(
+        f"  about {minutes} min {seconds} s on {e.device} ({e.precision}, {e.tokens_per_s:,.0f} tokens/s measured), "
+        f"peak memory about {e.peak_memory_mb:,.0f} MB"
+    )
+    for note in e.notes:
+        typer.echo(f"  note: {note}")
 
 
 @runs_app.command("resume")
@@ -186,6 +217,72 @@ def runs_metrics(
     )
 
 
+@runs_app.command("compare")
+@handle_errors
+def runs_compare(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="Finished runs on one snapshot (ids or prefixes).")] = None,
+    snapshot: Annotated[str | None, typer.Option(help="Rank every finished run on this snapshot instead.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """A leaderboard of finished runs on one snapshot: eval loss, judge win rate, canary change, best categories."""
+    from training.evaluation.selection import leaderboard
+
+    board = leaderboard(open_store(db), run_ids or [], snapshot=snapshot)
+    if as_json:
+        emit_json(board)
+        return
+    rows = [
+        [
+            ("* " if r.promoted else "") + r.run_id,
+            one_line(r.base_model, 20),
+            _loss(r.eval_loss),
+            _pct(r.eval_loss_drop),
+            _pct(r.judge_win_rate) + (f" ({_pct(r.judge_interval[0])}-{_pct(r.judge_interval[1])})" if r.judge_interval else ""),
+            _pct(r.canary_change, signed=True),
+            ", ".join(r.best_categories) or ("not evaluated" if not r.evaluated else ""),
+        ]
+        for r in board.rows
+    ]
+    typer.echo(f"Snapshot {board.snapshot_id}, best first (* the promoted model):")
+    table(rows, ["RUN", "BASE MODEL", "EVAL LOSS", "DROP", "JUDGE WIN RATE", "CANARY", "BEST AT"])
+
+
+@runs_app.command("promote")
+@handle_errors
+def runs_promote(
+    run_id: Annotated[str, typer.Argument(help="An evaluated run.")],
+    min_judge_lower_bound: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="The judge win rate's interval must start above this.")
+    ] = 0.5,
+    max_canary_rise: Annotated[float, typer.Option(min=0.0, help="The canary loss may rise by less than this share.")] = 0.05,
+    category_margin: Annotated[
+        float, typer.Option(min=0.0, help="No category's tuned eval loss may exceed the base's by more than this share.")
+    ] = 0.0,
+    db: DbOption = DEFAULT_DB,
+    as_user: AsOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Make a run the team's current model (leads), only when its evaluation passes the promotion gate.
+
+    The gate: tuned eval loss below the base's, the judge's win-rate interval above 50%, the canary loss rising by
+    less than 5%, and no category worse than the base. `serve-model` with no run serves the promoted one.
+    """
+    from schemas.evaluation import PromotionGate
+    from training.evaluation.promotion import promote_run
+
+    gate = PromotionGate(
+        min_judge_lower_bound=min_judge_lower_bound, max_canary_rise=max_canary_rise, category_margin=category_margin
+    )
+    promotion = promote_run(open_store(db), as_user, run_id, gate)
+    if as_json:
+        emit_json(promotion)
+        return
+    typer.echo(f"Run {promotion.run_id} is the team's current model (promoted by {promotion.promoted_by}).")
+    for check in promotion.gate.checks:
+        typer.echo(f"  passed {check.name}: {check.detail}")
+
+
 @runs_app.command("cancel")
 @handle_errors
 def runs_cancel(
@@ -203,29 +300,98 @@ def eval_command(
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest generated answer.")] = 256,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N eval prompts.")] = None,
     force: Annotated[bool, typer.Option(help="Regenerate even if reviewers already voted (deletes the votes).")] = False,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(
+            help="An LLM judge: the model name served at --judge-url, or base:NAME / a run id loaded here. "
+            "Default: the offline judge (similarity to the reference answer)."
+        ),
+    ] = None,
+    judge_url: Annotated[
+        str | None, typer.Option(help="An OpenAI-compatible endpoint for the LLM judge, e.g. http://127.0.0.1:8000/v1.")
+    ] = None,
+    canary: Annotated[
+        Path | None, typer.Option(help="A canary file (chat JSONL) instead of the bundled general-text set.")
+    ] = None,
+    canary_threshold: Annotated[
+        float, typer.Option(min=0.0, help="Flag the run when the canary loss rises by more than this share.")
+    ] = 0.05,
     db: DbOption = DEFAULT_DB,
     as_user: AsOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Eval loss and perplexity for base and tuned, and answers to every eval prompt for the blind side-by-side (leads).
+    """Evaluate a completed run (leads): eval loss base vs tuned, overall and per category and response type; the
+    automatic judge's win rate; the canary (forgetting) check; and the blind comparisons for reviewers.
 
     It runs as an evaluation job (its progress on stderr) and waits for the report; Ctrl+C stops it.
     """
     from training.evaluate import run_evaluation
 
     report = run_evaluation(
-        open_store(db), as_user, run_id, max_new_tokens=max_new_tokens, limit=limit, force=force, output=sys.stderr
+        open_store(db),
+        as_user,
+        run_id,
+        max_new_tokens=max_new_tokens,
+        limit=limit,
+        force=force,
+        judge_model=judge_model,
+        judge_url=judge_url,
+        canary=str(canary) if canary else None,
+        canary_threshold=canary_threshold,
+        output=sys.stderr,
     )
     if as_json:
         emit_json(report)
         return
-    base, tuned = report.base, report.tuned
-    fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
-    typer.echo(
-        f"Eval loss: base {fmt(base.eval_loss, '.4f')} (ppl {fmt(base.perplexity, '.1f')}), "
-        f"tuned {fmt(tuned.eval_loss, '.4f')} (ppl {fmt(tuned.perplexity, '.1f')}) on {report.examples} eval examples."
-    )
+    _echo_report(report)
     typer.echo(f"{report.comparisons} blind comparisons are ready: `goldsmith judge next {report.run_id} --as REVIEWER`.")
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    return "" if value is None else (f"{value:+.1%}" if signed else f"{value:.0%}")
+
+
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _echo_report(report: EvaluationReport) -> None:
+    base, tuned = report.base, report.tuned
+    typer.echo(
+        f"Eval loss: base {_loss(base.eval_loss)}, tuned {_loss(tuned.eval_loss)} on {report.examples} eval examples"
+        + (f" ({report.eval_loss_drop:.1%} lower)." if report.eval_loss_drop is not None else ".")
+    )
+    judge = report.judge
+    if judge is not None and judge.win_rate is not None and judge.interval:
+        typer.echo(
+            f"Judge ({judge.method}): tuned wins {judge.wins}, base wins {judge.losses}, ties {judge.ties}: "
+            f"win rate {judge.win_rate:.0%} (95% CI {judge.interval[0]:.0%}-{judge.interval[1]:.0%})."
+        )
+        if judge.agreement is not None:
+            kappa = "n/a" if judge.agreement.kappa is None else f"{judge.agreement.kappa:.2f}"
+            typer.echo(f"  agrees with people on {_pct(judge.agreement.share)} of {judge.agreement.votes} votes (kappa {kappa})")
+    canary = report.canary
+    if canary is not None:
+        flag = "  FLAGGED: beyond the threshold" if canary.flagged else ""
+        typer.echo(
+            f"Canary ({canary.examples} general-text examples): loss {_loss(canary.base_loss)} -> {_loss(canary.tuned_loss)} "
+            f"({_pct(canary.change, signed=True)}, threshold +{canary.threshold:.0%}){flag}"
+        )
+    for label, groups in (("CATEGORY", report.by_category), ("RESPONSE TYPE", report.by_response_type)):
+        rows = [
+            [
+                getattr(g, "category", None) or getattr(g, "response_type", ""),
+                g.examples,
+                _loss(g.base_loss),
+                _loss(g.tuned_loss),
+                _pct(g.loss_change, signed=True),
+                _pct(g.judge_win_rate),
+            ]
+            for g in groups
+        ]
+        if rows:
+            typer.echo("")
+            table(rows, [label, "EXAMPLES", "BASE LOSS", "TUNED LOSS", "CHANGE", "JUDGE WIN RATE"])
 
 
 @judge_app.command("next")
@@ -237,13 +403,13 @@ def judge_next(
     as_json: JsonOption = False,
 ) -> None:
     """Show the next comparison you have not judged: the prompt and answers A and B (which is which stays hidden)."""
-    from training.evaluate import next_comparison
+    from training.evaluation.blind import next_comparison
     from training.runs import get_run
 
     store = open_store(db)
     item = next_comparison(store, as_user, get_run(store, run_id).id)
     if as_json:
-        emit_json(None if item is None else item.model_dump(mode="json", exclude={"tuned_is"}))
+        emit_json(None if item is None else item.model_dump(mode="json", exclude=item.HIDDEN))
         return
     if item is None:
         typer.echo("Nothing left to judge for this run.")
@@ -271,7 +437,7 @@ def judge_vote(
     """Judge a comparison blind; afterwards you are told which answer the tuned model wrote."""
     from schemas.review import RUBRIC
     from schemas.training import VoteInput
-    from training.evaluate import vote
+    from training.evaluation.blind import vote
 
     rubric = {}
     for pair in score or []:
@@ -290,24 +456,32 @@ def judge_vote(
 @judge_app.command("winrate")
 @handle_errors
 def judge_winrate(
-    run_id: Annotated[str, typer.Argument(help="The evaluated run.")], db: DbOption = DEFAULT_DB, as_json: JsonOption = False
+    run_id: Annotated[str, typer.Argument(help="The evaluated run.")],
+    by: Annotated[str | None, typer.Option(help="Split by category or response_type.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
 ) -> None:
     """The tuned model's win rate against the base over the blind votes, with a 95% Wilson interval (ties count half)."""
-    from training.evaluate import win_rate
+    from training.evaluation.blind import win_rate, win_rate_by
     from training.runs import get_run
 
     store = open_store(db)
-    rate = win_rate(store, get_run(store, run_id).id)
+    run = get_run(store, run_id)
+    if by is not None and by not in ("category", "response_type"):
+        raise InvalidInput(f"--by takes category or response_type, got {by!r}")
+    rates = win_rate_by(store, run.id, by) if by else {"all": win_rate(store, run.id)}
     if as_json:
-        emit_json(rate)
+        emit_json(rates if by else rates["all"])
         return
-    if not rate.votes:
+    if not any(rate.votes for rate in rates.values()):
         typer.echo("No votes yet.")
         return
-    typer.echo(
-        f"Tuned wins {rate.tuned_wins}, base wins {rate.base_wins}, ties {rate.ties} over {rate.votes} votes: "
-        f"win rate {rate.win_rate:.2f} (95% CI {rate.ci_low:.2f}-{rate.ci_high:.2f})."
-    )
+    for name, rate in rates.items():
+        typer.echo(
+            (f"{name}: " if by else "")
+            + f"Tuned wins {rate.tuned_wins}, base wins {rate.base_wins}, ties {rate.ties} over {rate.votes} votes: "
+            f"win rate {rate.win_rate:.2f} (95% CI {rate.ci_low:.2f}-{rate.ci_high:.2f})."
+        )
 
 
 @judge_app.command("task")
@@ -321,7 +495,7 @@ def judge_task(
     as_json: JsonOption = False,
 ) -> None:
     """Send a comparison's prompt back to an author as an authoring task."""
-    from training.evaluate import task_from_comparison
+    from training.evaluation.blind import task_from_comparison
 
     task = task_from_comparison(open_store(db), as_user, comparison_id, assignee, note=note)
     if as_json:

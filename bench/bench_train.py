@@ -12,7 +12,7 @@ one after the other, so peak memory is its own.
 Tokens/s counts real (non-padding) tokens, over the time inside optimizer steps after the first
 three (no set-up, no evaluation, no first-step kernel loading) on both sides. Eval loss is the same
 measure for both: mean loss per assistant token on the eval split, computed after training by
-training.evaluate.eval_loss. MFU (GPU only) counts 4 x parameters FLOPs per token (forward 2N,
+training.evaluation.scoring.eval_loss. MFU (GPU only) counts 4 x parameters FLOPs per token (forward 2N,
 backward through frozen weights 2N; LoRA's own and attention FLOPs are left out), over the GPU's
 dense bf16 peak.
 
@@ -94,7 +94,7 @@ def side_trl(db: str, snapshot: str, model: str, steps: int) -> dict:
 
     from curation.store import Store
     from training.data import read_split
-    from training.evaluate import eval_loss
+    from training.evaluation.scoring import eval_loss
     from training.hardware import peak_memory_mb
     from training.models import load_tokenizer, resolve_base_model
     from training.trainer import WARMUP_STEPS

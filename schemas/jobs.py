@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobKind = Literal["train", "evaluate", "draft_gap"]
+from schemas.training import TrainConfig
+
+JobKind = Literal["train", "evaluate", "draft_gap", "estimate", "compare_models"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "died"]
-JOB_KINDS: tuple[JobKind, ...] = ("train", "evaluate", "draft_gap")
+JOB_KINDS: tuple[JobKind, ...] = ("train", "evaluate", "draft_gap", "estimate", "compare_models")
 ACTIVE_JOB_STATUSES: tuple[JobStatus, ...] = ("queued", "running")
 
 
@@ -41,6 +43,12 @@ class EvaluateJobParams(BaseModel):
     limit: int | None = Field(None, ge=1, description="only the first N eval prompts")
     force: bool = Field(False, description="regenerate even if reviewers already voted (deletes the votes)")
     seed: int = 0
+    judge_model: str | None = Field(
+        None, description="an LLM judge: a model name at judge_url, or (without a URL) base:NAME / a run id loaded here"
+    )
+    judge_url: str | None = Field(None, description="an OpenAI-compatible endpoint (http://host:port/v1) for the LLM judge")
+    canary: str | None = Field(None, description="the canary file (chat JSONL); None: the bundled general-text set")
+    canary_threshold: float = Field(0.05, ge=0, description="a canary loss rise beyond this share is flagged on the run")
 
     @property
     def target(self) -> str:
@@ -64,7 +72,38 @@ class DraftGapJobParams(BaseModel):
         return str(self.gap_topic_id)
 
 
-JobParams = TrainJobParams | EvaluateJobParams | DraftGapJobParams
+class EstimateJobParams(BaseModel):
+    """Work out what a run would do (data, steps, time, memory) from a short measured probe, without training."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    snapshot_id: str = Field(min_length=1)
+    config: TrainConfig
+    probe_steps: int = Field(2, ge=1, le=20, description="micro-batches timed after one warm-up")
+
+    @property
+    def target(self) -> str:
+        return f"{self.snapshot_id}:{self.config.config_hash()}"
+
+
+class CompareModelsJobParams(BaseModel):
+    """Score candidate base models on a snapshot's eval split."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    snapshot_id: str = Field(min_length=1)
+    base_models: list[str] = Field(min_length=1, max_length=8)
+    limit: int | None = Field(None, ge=1, description="only the first N eval examples")
+    samples: int = Field(3, ge=0, le=20, description="answers shown per model")
+    max_new_tokens: int = Field(96, ge=1, le=2048)
+    max_seq_length: int = Field(1024, ge=16)
+
+    @property
+    def target(self) -> str:
+        return self.snapshot_id
+
+
+JobParams = TrainJobParams | EvaluateJobParams | DraftGapJobParams | EstimateJobParams | CompareModelsJobParams
 
 
 class Job(BaseModel):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.evaluation import CanaryFigures, CategoryFigures, GateResult, JudgeSummary, ResponseTypeFigures
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled", "interrupted", "died"]
 ACTIVE_STATUSES = ("queued", "running")
@@ -146,6 +148,13 @@ class Comparison(BaseModel):
     answer_a: str
     answer_b: str
     tuned_is: Literal["a", "b"]
+    category: str | None = None
+    response_type: str | None = None
+    judge_winner: Literal["tuned", "base", "tie"] | None = Field(None, description="the automatic judge's verdict")
+    judge_detail: dict[str, Any] | None = Field(None, description="its scores and checks")
+
+    # What a reviewer must not see before voting.
+    HIDDEN: ClassVar[set[str]] = {"tuned_is", "judge_winner", "judge_detail"}
 
 
 class VoteInput(BaseModel):
@@ -198,6 +207,8 @@ class GenerationSettings(BaseModel):
 
     max_new_tokens: int
     decoding: str = "greedy"
+    engine: str | None = Field(None, description="transformers (batched, KV cache) or vllm")
+    answers_per_s: float | None = None
 
 
 class EvaluationReport(BaseModel):
@@ -213,6 +224,10 @@ class EvaluationReport(BaseModel):
     generation: GenerationSettings
     eval_loss_drop: float | None = Field(None, description="(base - tuned) / base eval loss")
     comparisons: int
+    by_category: list[CategoryFigures] = Field(default_factory=list, description="worst category first")
+    by_response_type: list[ResponseTypeFigures] = Field(default_factory=list, description="worst response type first")
+    judge: JudgeSummary | None = None
+    canary: CanaryFigures | None = None
 
 
 Winner = Literal["tuned", "base", "tie"]
@@ -260,6 +275,8 @@ class ModelCard(BaseModel):
     win_rate: WinRate
     adapter: str
     merged: str | None
+    gate: GateResult | None = Field(None, description="the promotion gate's figures for this run (once evaluated)")
+    promoted: bool = Field(False, description="this run is the team's current model")
 
 
 class BaseModelCard(BaseModel):

@@ -25,7 +25,8 @@ from curation.errors import Conflict, InvalidInput, PermissionDenied
 from curation.store import now
 from schemas.training import TrainConfig
 from training import jobs, runs
-from training.evaluate import evaluation, start_evaluation
+from training.evaluate import start_evaluation
+from training.evaluation.blind import evaluation
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -243,7 +244,17 @@ def test_a_completed_run_is_evaluated_by_a_job_and_shows_the_report(app_store, s
     one(at.button, "Evaluate").click().run()
     assert_no_exception(at)
     job = jobs.latest_job(app_store, "evaluate", run.id)
-    assert job.params == {"run_id": run.id, "max_new_tokens": 16, "limit": 1, "force": False, "seed": 0}
+    assert job.params == {
+        "run_id": run.id,
+        "max_new_tokens": 16,
+        "limit": 1,
+        "force": False,
+        "seed": 0,
+        "judge_model": None,
+        "judge_url": None,
+        "canary": None,
+        "canary_threshold": 0.05,
+    }
     assert f"Evaluation of {run.id} started (job {job.id})" in at.success[0].value
     assert f"Evaluating in the background (job {job.id}" in texts(at) and not [b for b in at.button if b.label == "Evaluate"]
     done = job_ended(app_store, job.id)
@@ -457,3 +468,143 @@ def test_chat_checks_the_role_and_the_conversation(app_store, tiny_lm):
         chat(app_store, "amy", ref, [{"role": "user", "content": "hi"}], max_new_tokens=0)
     with pytest.raises(InvalidInput, match="name the base model"):
         chat(app_store, "amy", "base:", [{"role": "user", "content": "hi"}])
+
+
+# ------------------------------------------------------------------------------------------ evaluation that decides
+
+
+def full_report(run, **changes) -> dict:
+    """An evaluation report with scenarios, the judge and the canary (what evaluate_run writes)."""
+    categories = [
+        {
+            "category": "billing",
+            "examples": 4,
+            "base_loss": 2.6,
+            "tuned_loss": 2.7,
+            "judge_win_rate": 0.25,
+            "judge_interval": [0.05, 0.7],
+        },
+        {
+            "category": "claims",
+            "examples": 8,
+            "base_loss": 2.5,
+            "tuned_loss": 1.9,
+            "judge_win_rate": 0.875,
+            "judge_interval": [0.53, 0.98],
+        },
+    ]
+    return {
+        "run_id": run.id,
+        "snapshot_id": run.snapshot_id,
+        "examples": 12,
+        "comparisons": 12,
+        "base": {"eval_loss": 2.53, "perplexity": 12.6},
+        "tuned": {"eval_loss": 2.17, "perplexity": 8.8},
+        "generation": {"max_new_tokens": 16, "decoding": "greedy"},
+        "eval_loss_drop": 0.14,
+        "by_category": categories,
+        "by_response_type": [{"response_type": "explanation", "examples": 12, "base_loss": 2.53, "tuned_loss": 2.17}],
+        "judge": {
+            "method": "offline:all-MiniLM-L6-v2",
+            "wins": 8,
+            "losses": 3,
+            "ties": 1,
+            "win_rate": 0.708,
+            "interval": [0.45, 0.88],
+        },
+        "canary": {
+            "source": "canary.jsonl",
+            "examples": 132,
+            "base_loss": 2.0,
+            "tuned_loss": 2.2,
+            "change": 0.1,
+            "threshold": 0.05,
+            "flagged": True,
+        },
+        **changes,
+    }
+
+
+def test_training_page_draws_the_scenarios_the_gate_and_the_leaderboard(app_store, snapshot):
+    run = completed_run(app_store, snapshot)
+    other = completed_run(app_store, snapshot)
+    app_store.db["evaluations"].insert(
+        {"run_id": run.id, "created_at": now(), "created_by": "lee", "report": json.dumps(full_report(run))}
+    )
+    at = app(app_store, "lee", "pages/training.py")
+    one(at.selectbox, "Open a run").select(run.id).run()
+    assert_no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Judge win rate"] == "71%" and metrics["Judge 95% interval"] == "45% – 88%"
+    assert metrics["Canary loss change"] == "+10.0%" and metrics["Judge agrees with people"] == "no votes yet"
+    assert "the tuned model may have lost general ability" in at.warning[0].value
+    [chart] = at.get("vega_lite_chart")  # the per-category chart (this run logged no training metrics)
+    spec = chart.proto.spec
+    assert "Judge win rate by category (worst first)" in spec and spec.index('"billing"') < spec.index('"claims"')
+    shown = texts(at)
+    assert "Promotion gate** (does not pass)" in shown and "judge_win_rate: judge win rate 71%, interval from 45.0%" in shown
+    assert "categories whose tuned eval loss is above the base's by more than 0%: billing +3.8%" in shown
+    assert one(at.button, "Promote to the team's current model").disabled
+    board = at.dataframe[-1].value
+    assert set(board["run"]) == {run.id, other.id} and list(board["run"])[0] == run.id
+    assert list(board["judge win rate"])[0] == "71%" and list(board["best at"])[0] == "billing, claims"
+
+
+def test_a_run_that_passes_the_gate_is_promoted_from_the_page(app_store, snapshot):
+    run = completed_run(app_store, snapshot)
+    good = full_report(run)
+    good["by_category"][0] |= {"tuned_loss": 2.5, "judge_win_rate": 0.75}
+    good["judge"]["interval"] = [0.55, 0.88]
+    good["canary"] |= {"tuned_loss": 2.04, "change": 0.02, "flagged": False}
+    app_store.db["evaluations"].insert({"run_id": run.id, "created_at": now(), "created_by": "lee", "report": json.dumps(good)})
+    at = app(app_store, "lee", "pages/training.py")
+    assert "Promotion gate** (passes)" in texts(at) and not at.warning
+    one(at.button, "Promote to the team's current model").click().run()
+    assert_no_exception(at)
+    from training.evaluation.promotion import current_promotion
+
+    assert current_promotion(app_store).run_id == run.id and current_promotion(app_store).promoted_by == "lee"
+    assert f"Run {run.id} is the team's current model" in at.success[0].value
+    assert list(at.dataframe[-1].value["promoted"]) == ["yes"]
+
+
+def test_the_cost_estimate_is_worked_out_by_a_job_and_shown_before_launch(app_store, snapshot, tiny_lm):
+    at = app(app_store, "lee", "pages/training.py")
+    assert "Estimate the cost before launching" in texts(at)
+    one(at.text_input, "Base model").input(str(tiny_lm))
+    one(at.number_input, "Max steps (0: use epochs)").set_value(3)
+    one(at.button, "Estimate the cost").click().run()
+    assert_no_exception(at)
+    [job] = jobs.list_jobs(app_store, kind="estimate")
+    assert job.created_by == "lee" and job.target.startswith(snapshot.id) and runs.list_runs(app_store) == []
+    assert "Estimating (job" in texts(at)
+    done = job_ended(app_store, job.id)
+    assert done.status == "completed", done.error
+    at.run()
+    assert_no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Steps"] == "3" and metrics["Examples"] == str(done.result["examples"])
+    assert metrics["Estimated time"].endswith(" min") and metrics["Peak memory"].endswith(" MB")
+    assert runs.list_runs(app_store) == []  # estimating trains nothing
+
+
+def test_compare_splits_the_blind_win_rate_by_category(app_store, snapshot):
+    run = completed_run(app_store, snapshot)
+    ids = add_comparisons(app_store, run, ("a", "b", "a"))
+    for comparison_id, category in zip(ids, ("claims", "claims", "billing"), strict=True):
+        app_store.db["comparisons"].update(comparison_id, {"category": category, "judge_winner": "tuned"})
+    report = json.loads(app_store.db["evaluations"].get(run.id)["report"])
+    report["judge"] = full_report(run)["judge"]
+    app_store.db["evaluations"].update(run.id, {"report": json.dumps(report)})
+    from schemas.training import VoteInput
+    from training.evaluation.blind import vote
+
+    vote(app_store, "rob", ids[0], VoteInput(choice="a"))  # claims: tuned
+    vote(app_store, "rob", ids[1], VoteInput(choice="a"))  # claims: base
+    vote(app_store, "rob", ids[2], VoteInput(choice="b"))  # billing: base
+    at = app(app_store, "rita", "pages/compare.py")
+    assert_no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["category"]) == ["billing", "claims"]  # worst first
+    assert list(table["win rate"]) == ["0%", "50%"] and list(table["votes"]) == [1, 2]
+    assert "agrees with people on 33% of 3 votes" in texts(at)

@@ -18,10 +18,13 @@ import pytest
 from conftest import ROOT
 from curation.errors import InvalidInput
 from curation.store import Store
+from schemas.evaluation import PromotionGate
 from schemas.training import VoteInput
 from tiny_lm import LEAD, REVIEWER, DemoTemplate, copy_demo, demo_template, tiny_config, tiny_lm, train_here  # noqa: F401
 from training import runs
-from training.evaluate import evaluate_run, next_comparison, vote
+from training.evaluate import evaluate_run
+from training.evaluation.blind import next_comparison, vote
+from training.evaluation.promotion import promote_run
 from training.serving import model_card, prepare
 
 pytest.importorskip("fastapi")
@@ -92,7 +95,8 @@ def wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, demo_template: DemoTemplate, tiny_lm: Path):  # noqa: F811
-    """A 2-step run on the small snapshot, evaluated and voted on once, served by `goldsmith serve-model`."""
+    """A 2-step run on the small snapshot, evaluated, voted on once and promoted, served by `goldsmith serve-model`
+    with no run named (the promoted one)."""
     folder = tmp_path_factory.mktemp("serving")
     db = copy_demo(demo_template, folder)
     store = Store(db)
@@ -102,6 +106,22 @@ def served(tmp_path_factory, demo_template: DemoTemplate, tiny_lm: Path):  # noq
         evaluate_run(store, LEAD, run.id, max_new_tokens=4, limit=2)
         first = next_comparison(store, REVIEWER, run.id)
         vote(store, REVIEWER, first.id, VoteInput(choice=first.tuned_is))
+        nothing_promoted = subprocess.run(
+            goldsmith("serve-model", "--port", str(free_port()), "--db", str(db)),
+            cwd=ROOT,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert nothing_promoted.returncode == 2 and nothing_promoted.stderr.strip().splitlines() == [
+            "Error: no run is promoted yet; name a run, or promote one with `goldsmith runs promote RUN --as LEAD`"
+        ]
+        # two training steps of a tiny model cannot pass the real gate; this one asks for nothing
+        loose = PromotionGate(
+            require_lower_eval_loss=False, min_judge_lower_bound=None, max_canary_rise=None, category_margin=None
+        )
+        promote_run(store, LEAD, run.id, loose)
     finally:
         store.close()
     run_dir = Path(run.run_dir)
@@ -109,7 +129,7 @@ def served(tmp_path_factory, demo_template: DemoTemplate, tiny_lm: Path):  # noq
     port, log = free_port(), folder / "server.log"
     with open(log, "wb") as handle:
         proc = subprocess.Popen(
-            goldsmith("serve-model", run.id, "--port", str(port), "--db", str(db)),
+            goldsmith("serve-model", "--port", str(port), "--db", str(db)),
             cwd=ROOT,
             env=env(),
             stdout=handle,
@@ -189,6 +209,7 @@ def test_the_model_card_carries_lineage_metrics_and_win_rate(served: Served, dem
     assert card["evaluation"]["comparisons"] == 2
     assert card["win_rate"]["votes"] == 1 and card["win_rate"]["win_rate"] == 1.0
     assert card["merged"] == str(served.run_dir / "merged")
+    assert card["promoted"] is True and card["gate"]["passed"] and card["gate"]["gate"]["max_canary_rise"] is None
     with _store(served.db) as store:
         assert card == model_card(store, served.run_id).model_dump(mode="json")
     assert get_json(f"{served.url}/model-card") == card

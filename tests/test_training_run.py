@@ -141,7 +141,7 @@ def test_training_loss_falls_and_eval_loss_ends_below_the_base(completed: Comple
 
 
 def test_the_saved_adapter_scores_what_training_measured(completed: Completed, demo_template: DemoTemplate):  # noqa: F811
-    from training.evaluate import eval_loss, load_tuned
+    from training.evaluation.scoring import eval_loss, load_tuned
 
     model, tokenizer = load_tuned(completed.run)
     records = read_split(demo_template.small_path / "eval.jsonl")

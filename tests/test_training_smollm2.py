@@ -17,18 +17,9 @@ from schemas.training import TrainConfig, VoteInput
 from tiny_lm import AUTHOR, LEAD, REVIEWER, DemoTemplate, copy_demo, demo_template, train_here  # noqa: F401
 from training import runs
 from training.data import read_split
-from training.evaluate import (
-    evaluate_run,
-    evaluating,
-    evaluation,
-    get_comparison,
-    next_comparison,
-    prompt_and_reference,
-    task_from_comparison,
-    vote,
-    wilson,
-    win_rate,
-)
+from training.evaluate import evaluate_run, evaluating, prompt_and_reference
+from training.evaluation.blind import evaluation, get_comparison, next_comparison, task_from_comparison, vote, win_rate
+from training.evaluation.judge import wilson
 
 SECOND_REVIEWER = "priya"
 
@@ -124,7 +115,11 @@ def test_smollm2_blind_comparison_votes_win_rate_and_task(smollm2_run: Trained, 
         figures = getattr(report, side)
         assert figures.eval_loss is not None and math.isfinite(figures.eval_loss)
         assert figures.perplexity == pytest.approx(math.exp(figures.eval_loss))
-    assert report.generation.model_dump() == {"max_new_tokens": 16, "decoding": "greedy"}
+    generation = report.generation
+    assert (generation.max_new_tokens, generation.decoding, generation.engine) == (16, "greedy", "transformers")
+    assert generation.answers_per_s > 0
+    assert report.judge.wins + report.judge.losses + report.judge.ties == 2 and report.canary.examples >= 100
+    assert report.canary.base_loss < 4  # an instruct model reads general text well: its canary loss is low
     assert evaluation(store, run_id) == report
     kinds = [e.kind for e in runs.events(store, run_id)]
     assert kinds[-2:] == ["evaluation_started", "evaluated"] and evaluating(runs.get_run(store, run_id)) is None

@@ -27,7 +27,7 @@ from schemas.jobs import DraftGapJobParams
 from training.jobs import start_job
 from training.playground import BASE_PREFIX, chat
 
-TOP_P = 0.95  # what training.evaluate.generate samples with when the temperature is above 0
+TOP_P = 0.95  # what training.evaluation.generation.generate samples with when the temperature is above 0
 GAP_SOURCE = "gap_draft"  # the source of a gap topic's drafted examples; source_id is the question id
 
 

@@ -1,11 +1,14 @@
-"""Evaluation: eval loss for base and tuned, generated answers, blind side-by-side, win rate.
+"""Evaluation of a completed run: base against tuned, overall and per scenario, judged automatically,
+with the forgetting check, and the blind comparisons people vote on.
 
 `evaluate_run` (run by an evaluation job's worker: `start_evaluation` starts one, `run_evaluation`
-starts one and waits) scores both models on the snapshot's eval split (loss and perplexity on the
-reference answers) and writes one comparison per eval prompt: the base model's answer and the
-tuned model's answer in a seeded random order, so reviewers cannot tell which is which. Votes
-(better A, better B, tie; rubric; comment) turn into a win rate with a Wilson interval, and a
-losing answer becomes an authoring task in one call.
+starts one and waits) scores both models on the snapshot's eval split (the loss on the reference
+answers, per example, so it adds up per category and response type) and on the canary set
+(general text: a rise means the tuned model forgot something); generates both models' answers to
+every eval prompt (batched, or vLLM on a GPU); has the automatic judge pick the better answer of
+each pair (the offline reference judge, or an LLM judge); and writes one blind comparison per eval
+prompt, the two answers in a seeded random order, for reviewers to vote on
+(training.evaluation.blind).
 """
 
 from __future__ import annotations
@@ -14,31 +17,37 @@ import json
 import math
 import os
 import random
+from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from curation.errors import Conflict, GoldsmithError, InvalidInput, NotFound
-from curation.insight.tasks import create_task
+from curation.errors import Conflict, GoldsmithError, InvalidInput
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
-from schemas import Job, Snapshot, Task
+from schemas import Job, Snapshot
+from schemas.evaluation import CanaryFigures, CategoryFigures, JudgeSummary, ResponseTypeFigures
 from schemas.jobs import EvaluateJobParams
-from schemas.training import (
-    Comparison,
-    EvaluationReport,
-    GenerationSettings,
-    LossFigures,
-    Run,
-    VoteInput,
-    VoteResult,
-    WinRate,
+from schemas.training import EvaluationReport, GenerationSettings, LossFigures, Run
+from training.data import read_split
+from training.evaluation.blind import UNTAGGED
+from training.evaluation.canary import canary_figures, read_canary
+from training.evaluation.generation import Generated, VllmEngine, generate_batched, vllm_available
+from training.evaluation.judge import (
+    Item,
+    Verdict,
+    endpoint_asker,
+    llm_verdicts,
+    local_asker,
+    offline_verdicts,
+    summarise,
+    win_figures,
 )
-from training.data import collate, encode_records, loss_model, read_split
+from training.evaluation.scoring import ExampleLoss, example_losses, load_base, load_tuned, mean_loss
 from training.jobs import start_job
 from training.runs import get_run, lock_holder, log_event, run_lock
 
-GENERATION_BATCH = 8
 EVAL_LOCK = "eval.lock"  # held by the process evaluating a run
 
 
@@ -46,64 +55,6 @@ def prompt_and_reference(messages: list[dict[str, str]]) -> tuple[list[dict[str,
     """The conversation up to its last assistant turn, and that turn's text (the reference answer)."""
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
     return messages[:last], messages[last]["content"]
-
-
-def load_tuned(run: Run) -> tuple[Any, Any]:
-    """The base model with the run's adapter on top, and the tokenizer (CPU or the first GPU)."""
-    import torch
-    from peft import PeftModel
-
-    from training.models import load_model, load_tokenizer, resolve_base_model
-
-    adapter = Path(run.run_dir) / "adapter"
-    if not (adapter / "adapter_config.json").exists():
-        raise InvalidInput(f"run {run.id} has no adapter yet ({run.status}); evaluate a completed run")
-    base_path = resolve_base_model(run.config.base_model)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = PeftModel.from_pretrained(load_model(base_path, dtype=dtype, device=device), adapter)
-    model.eval()
-    return model, load_tokenizer(str(adapter))
-
-
-def eval_loss(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> float | None:
-    """Mean loss per assistant token over the records (the model as it is: adapter on or off)."""
-    import torch
-
-    items, _ = encode_records(tokenizer, records, max_length)
-    wrapped = loss_model(model)
-    total, count = 0.0, 0
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for start in range(0, len(items), GENERATION_BATCH):
-            batch = collate(items[start : start + GENERATION_BATCH], packing=True, pad_id=tokenizer.pad_token_id)
-            inputs = {k: v.to(device) for k, v in batch["inputs"].items()}
-            total += float(wrapped(inputs, batch["rows"].to(device), batch["cols"].to(device), batch["targets"].to(device)))
-            count += int(batch["targets"].numel())
-    return total / count if count else None
-
-
-def generate(
-    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], *, max_new_tokens: int, temperature: float = 0.0
-) -> list[str]:
-    """Answers to chat prompts, in batches with left padding; greedy unless a temperature is given."""
-    import torch
-
-    answers: list[str] = []
-    device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
-    for start in range(0, len(prompts), GENERATION_BATCH):
-        texts = [
-            tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-            for p in prompts[start : start + GENERATION_BATCH]
-        ]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
-        with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
-        for row in out[:, batch["input_ids"].shape[1] :]:
-            answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    return answers
 
 
 def _evaluable(
@@ -134,6 +85,17 @@ def _evaluable(
     return run, snapshot, records
 
 
+def _checked_params(store: Store, params: EvaluateJobParams) -> None:
+    """Refuse judge and canary settings that cannot work, before anything loads."""
+    if params.judge_url and not params.judge_model:
+        raise InvalidInput("--judge-url needs --judge-model: the model name the endpoint serves")
+    if params.judge_model and not params.judge_url and not params.judge_model.startswith("base:"):
+        judge_run = get_run(store, params.judge_model)
+        if judge_run.status != "completed":
+            raise InvalidInput(f"judge run {judge_run.id} is {judge_run.status}; name a completed run or base:NAME")
+    read_canary(params.canary)
+
+
 def evaluate_run(
     store: Store,
     actor: str,
@@ -143,32 +105,59 @@ def evaluate_run(
     limit: int | None = None,
     seed: int = 0,
     force: bool = False,
+    judge_model: str | None = None,
+    judge_url: str | None = None,
+    canary: str | None = None,
+    canary_threshold: float = 0.05,
 ) -> EvaluationReport:
-    """Score base and tuned on the eval split and write the blind comparisons (leads), in this process.
-
-    The job service runs this in an evaluation job's worker; `start_evaluation` starts one.
+    """Evaluate a completed run (leads), in this process; `start_evaluation` runs it as a job.
 
     Raises:
         PermissionDenied, InvalidInput, Conflict: as `start_evaluation`; Conflict also when another
         process is evaluating the run.
     """
     run, snapshot, records = _evaluable(store, actor, run_id, force=force, limit=limit)
+    params = EvaluateJobParams(
+        run_id=run.id,
+        max_new_tokens=max_new_tokens,
+        limit=limit,
+        seed=seed,
+        force=force,
+        judge_model=judge_model,
+        judge_url=judge_url,
+        canary=canary,
+        canary_threshold=canary_threshold,
+    )
+    _checked_params(store, params)
     # One evaluation of a run at a time, however it was started.
     with run_lock(Path(run.run_dir), EVAL_LOCK, "is already being evaluated", "wait for it to finish"):
         log_event(store, run.id, "evaluation_started", f"pid {os.getpid()}: {len(records)} eval prompts, by {actor}")
         try:
-            report = _evaluate_run(store, actor, run, snapshot, records, max_new_tokens, seed)
+            report = _evaluate_run(store, actor, run, snapshot, records, params)
         except BaseException as error:
             log_event(store, run.id, "evaluation_failed", f"{type(error).__name__}: {error}"[:500])
             raise
-        drop = report.eval_loss_drop
-        log_event(
-            store,
-            run.id,
-            "evaluated",
-            f"{report.comparisons} blind comparisons" + (f"; eval loss {drop:.1%} lower" if drop is not None else ""),
-        )
+        log_event(store, run.id, "evaluated", _summary_line(report))
+        if report.canary is not None and report.canary.flagged:
+            log_event(
+                store,
+                run.id,
+                "canary_flagged",
+                f"the canary loss rose {report.canary.change:.1%} (threshold {report.canary.threshold:.0%}): "
+                "the tuned model may have lost general ability",
+            )
     return report
+
+
+def _summary_line(report: EvaluationReport) -> str:
+    parts = [f"{report.comparisons} blind comparisons"]
+    if report.eval_loss_drop is not None:
+        parts.append(f"eval loss {report.eval_loss_drop:.1%} lower")
+    if report.judge is not None and report.judge.win_rate is not None:
+        parts.append(f"judge win rate {report.judge.win_rate:.0%}")
+    if report.canary is not None and report.canary.change is not None:
+        parts.append(f"canary {report.canary.change:+.1%}")
+    return "; ".join(parts)
 
 
 def start_evaluation(
@@ -179,6 +168,10 @@ def start_evaluation(
     max_new_tokens: int = 256,
     limit: int | None = None,
     force: bool = False,
+    judge_model: str | None = None,
+    judge_url: str | None = None,
+    canary: str | None = None,
+    canary_threshold: float = 0.05,
     wait: bool = False,
     output: TextIO | None = None,
 ) -> Job:
@@ -194,37 +187,42 @@ def start_evaluation(
         max_new_tokens: the longest generated answer.
         limit: only the first N eval prompts (None: all).
         force: regenerate even if reviewers already voted (the votes are deleted).
+        judge_model: an LLM judge: the model name at `judge_url`, or base:NAME / a run id loaded here;
+            None: the offline judge (similarity to the reference answer).
+        judge_url: an OpenAI-compatible endpoint for the LLM judge (http://host:port/v1).
+        canary: a canary file (chat JSONL) instead of the bundled general-text set.
+        canary_threshold: a canary loss rise beyond this share is flagged on the run.
         wait: stay attached until it ends; else return at once with the job queued.
         output: with `wait`, where the worker's output goes.
 
     Raises:
         PermissionDenied: the actor is not a lead.
-        InvalidInput: the run is not completed, has no adapter, or there is nothing to evaluate on.
+        InvalidInput: the run is not completed, has no adapter, there is nothing to evaluate on, or
+            the judge or canary settings cannot work.
         Conflict: reviewers already voted (without `force`), or the run is already being evaluated.
     """
     run, _, _ = _evaluable(store, actor, run_id, force=force, limit=limit)
-    params = EvaluateJobParams(run_id=run.id, max_new_tokens=max_new_tokens, limit=limit, force=force)
+    params = EvaluateJobParams(
+        run_id=run.id,
+        max_new_tokens=max_new_tokens,
+        limit=limit,
+        force=force,
+        judge_model=judge_model,
+        judge_url=judge_url,
+        canary=str(Path(canary).expanduser().resolve()) if canary else None,  # the worker may run elsewhere
+        canary_threshold=canary_threshold,
+    )
+    _checked_params(store, params)
     return start_job(store, actor, "evaluate", params.model_dump(), wait=wait, output=output)
 
 
-def run_evaluation(
-    store: Store,
-    actor: str,
-    run_id: str,
-    *,
-    max_new_tokens: int = 256,
-    limit: int | None = None,
-    force: bool = False,
-    output: TextIO | None = None,
-) -> EvaluationReport:
-    """Evaluate a completed run as a job and wait for its report (`goldsmith eval`); arguments as `start_evaluation`.
+def run_evaluation(store: Store, actor: str, run_id: str, *, output: TextIO | None = None, **options: Any) -> EvaluationReport:
+    """Evaluate a completed run as a job and wait for its report (`goldsmith eval`); options as `start_evaluation`.
 
     Raises:
         GoldsmithError: the evaluation failed, died or was stopped (the message says why).
     """
-    job = start_evaluation(
-        store, actor, run_id, max_new_tokens=max_new_tokens, limit=limit, force=force, wait=True, output=output
-    )
+    job = start_evaluation(store, actor, run_id, wait=True, output=output, **options)
     if job.status != "completed" or job.result is None:
         raise GoldsmithError(f"the evaluation of run {job.target} {job.status}: {job.error or 'no report'} (job {job.id})")
     return EvaluationReport.model_validate(job.result)
@@ -235,42 +233,182 @@ def evaluating(run: Run) -> str | None:
     return lock_holder(Path(run.run_dir), EVAL_LOCK)
 
 
+# ---------------------------------------------------------------------------- the work
+
+
+def _answers(
+    run: Run, model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int
+) -> tuple[Generated, Generated]:
+    """Both models' answers: vLLM with the adapter as a LoRA module on a GPU where installed, else batched transformers."""
+    if vllm_available():
+        from training.models import resolve_base_model
+
+        engine = VllmEngine(resolve_base_model(run.config.base_model), max_lora_rank=run.config.lora_r)
+        base = engine.generate(prompts, max_new_tokens=max_new_tokens)
+        return base, engine.generate(prompts, max_new_tokens=max_new_tokens, adapter=str(Path(run.run_dir) / "adapter"))
+    with model.disable_adapter():
+        base = generate_batched(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    return base, generate_batched(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+
+
+def _judge(store: Store, items: list[Item], params: EvaluateJobParams) -> tuple[str, list[Verdict]]:
+    """The automatic judge's verdicts: the LLM judge when one is named, else the offline reference judge."""
+    if not params.judge_model:
+        return offline_verdicts(store, items)
+    from curation.examples.taxonomy import get_guidelines
+
+    guidelines = get_guidelines(store)[0] or ""
+    if params.judge_url:
+        ask = endpoint_asker(params.judge_url, params.judge_model)
+        method = f"llm:{params.judge_model}@{params.judge_url}"
+    else:
+        if params.judge_model.startswith("base:"):
+            model, tokenizer, _ = load_base(params.judge_model.removeprefix("base:"))
+        else:
+            model, tokenizer = load_tuned(get_run(store, params.judge_model))
+        ask = local_asker(model, tokenizer)
+        method = f"llm:{params.judge_model}"
+    return method, llm_verdicts(items, ask, guidelines=guidelines, seed=params.seed)
+
+
+def _groups(
+    records: Sequence[dict[str, Any]], key: str, base: list[ExampleLoss], tuned: list[ExampleLoss], verdicts: list[Verdict]
+) -> dict[str, dict[str, Any]]:
+    """Per value of a tag (category, response_type): examples, both losses and the judge's win rate."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        members[(record.get("tags") or {}).get(key) or UNTAGGED].append(i)
+    figures = {}
+    for name, idx in members.items():
+        rate, interval = win_figures([verdicts[i].winner for i in idx])
+        figures[name] = {
+            "examples": len(idx),
+            "base_loss": mean_loss(base[i] for i in idx),
+            "tuned_loss": mean_loss(tuned[i] for i in idx),
+            "judge_win_rate": rate,
+            "judge_interval": interval,
+        }
+    return figures
+
+
+def _worst_first(item: Any) -> tuple[float, float]:
+    """Sort key: the lowest judge win rate first, then the biggest rise of the loss."""
+    return (item.judge_win_rate if item.judge_win_rate is not None else 1.0, -(item.loss_change or 0.0))
+
+
+def _losses(
+    model: Any, tokenizer: Any, records: Sequence[dict[str, Any]], max_length: int
+) -> tuple[list[ExampleLoss], list[ExampleLoss]]:
+    """(base, tuned) per-example losses."""
+    with model.disable_adapter():
+        base = example_losses(model, tokenizer, records, max_length)
+    return base, example_losses(model, tokenizer, records, max_length)
+
+
 def _evaluate_run(
-    store: Store, actor: str, run: Run, snapshot: Snapshot, records: list[dict[str, Any]], max_new_tokens: int, seed: int
+    store: Store, actor: str, run: Run, snapshot: Snapshot, records: list[dict[str, Any]], params: EvaluateJobParams
 ) -> EvaluationReport:
     model, tokenizer = load_tuned(run)
-    with model.disable_adapter():
-        base_loss = eval_loss(model, tokenizer, records, run.config.max_seq_length)
-    tuned_loss = eval_loss(model, tokenizer, records, run.config.max_seq_length)
-    prompts, references = zip(*(prompt_and_reference(r["messages"]) for r in records), strict=True)
-    with model.disable_adapter():
-        base_answers = generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens)
-    tuned_answers = generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens)
-    order = random.Random(f"{run.id}:{seed}")
-    report = EvaluationReport(
+    max_length = run.config.max_seq_length
+    base_losses, tuned_losses = _losses(model, tokenizer, records, max_length)
+    canary_source, canary_records = read_canary(params.canary)
+    canary_base, canary_tuned = _losses(model, tokenizer, canary_records, max_length)
+    canary = canary_figures(
+        canary_source, len(canary_records), mean_loss(canary_base), mean_loss(canary_tuned), params.canary_threshold
+    )
+    prompts, references = (list(x) for x in zip(*(prompt_and_reference(r["messages"]) for r in records), strict=True))
+    base_answers, tuned_answers = _answers(run, model, tokenizer, prompts, params.max_new_tokens)
+    items = [
+        Item(p, r, b, t) for p, r, b, t in zip(prompts, references, base_answers.answers, tuned_answers.answers, strict=True)
+    ]
+    method, verdicts = _judge(store, items, params)
+    report = _report(
+        run,
+        snapshot,
+        records,
+        params,
+        (base_losses, tuned_losses),
+        canary,
+        (base_answers, tuned_answers),
+        summarise(method, verdicts),
+        verdicts,
+    )
+    _write(store, actor, run, records, items, verdicts, report, params.seed)
+    return report
+
+
+def _report(
+    run: Run,
+    snapshot: Snapshot,
+    records: list[dict[str, Any]],
+    params: EvaluateJobParams,
+    losses: tuple[list[ExampleLoss], list[ExampleLoss]],
+    canary: CanaryFigures,
+    answers: tuple[Generated, Generated],
+    judge: JudgeSummary,
+    verdicts: list[Verdict],
+) -> EvaluationReport:
+    base_loss, tuned_loss = mean_loss(losses[0]), mean_loss(losses[1])
+    categories = [
+        CategoryFigures(category=name, **values) for name, values in _groups(records, "category", *losses, verdicts).items()
+    ]
+    kinds = [
+        ResponseTypeFigures(response_type=name, **values)
+        for name, values in _groups(records, "response_type", *losses, verdicts).items()
+    ]
+    seconds = answers[0].seconds + answers[1].seconds
+    return EvaluationReport(
         run_id=run.id,
         snapshot_id=snapshot.id,
         examples=len(records),
         base=LossFigures(eval_loss=base_loss, perplexity=math.exp(base_loss) if base_loss is not None else None),
         tuned=LossFigures(eval_loss=tuned_loss, perplexity=math.exp(tuned_loss) if tuned_loss is not None else None),
-        generation=GenerationSettings(max_new_tokens=max_new_tokens, decoding="greedy"),
+        generation=GenerationSettings(
+            max_new_tokens=params.max_new_tokens,
+            decoding="greedy",
+            engine=answers[1].engine,
+            answers_per_s=2 * len(records) / seconds if seconds else None,
+        ),
         eval_loss_drop=(base_loss - tuned_loss) / base_loss if base_loss and tuned_loss is not None else None,
         comparisons=len(records),
+        by_category=sorted(categories, key=_worst_first),
+        by_response_type=sorted(kinds, key=_worst_first),
+        judge=judge,
+        canary=canary,
     )
+
+
+def _write(
+    store: Store,
+    actor: str,
+    run: Run,
+    records: list[dict[str, Any]],
+    items: list[Item],
+    verdicts: list[Verdict],
+    report: EvaluationReport,
+    seed: int,
+) -> None:
+    """Replace the run's comparisons (and their votes) and its evaluation report, in one transaction."""
+    order = random.Random(f"{run.id}:{seed}")
     with store.write():
         store.db.execute("DELETE FROM votes WHERE comparison_id IN (SELECT id FROM comparisons WHERE run_id = ?)", [run.id])
         store.db.execute("DELETE FROM comparisons WHERE run_id = ?", [run.id])
-        for record, prompt, reference, base, tuned in zip(records, prompts, references, base_answers, tuned_answers, strict=True):
+        for record, item, verdict in zip(records, items, verdicts, strict=True):
             tuned_is = order.choice("ab")
+            tags = record.get("tags") or {}
             store.db.table("comparisons").insert(
                 {
                     "run_id": run.id,
                     "example_id": record.get("id"),
-                    "messages": json.dumps(prompt, ensure_ascii=False),
-                    "reference": reference,
-                    "answer_a": tuned if tuned_is == "a" else base,
-                    "answer_b": base if tuned_is == "a" else tuned,
+                    "messages": json.dumps(list(item.prompt), ensure_ascii=False),
+                    "reference": item.reference,
+                    "answer_a": item.tuned if tuned_is == "a" else item.base,
+                    "answer_b": item.base if tuned_is == "a" else item.tuned,
                     "tuned_is": tuned_is,
+                    "category": tags.get("category"),
+                    "response_type": tags.get("response_type"),
+                    "judge_winner": verdict.winner,
+                    "judge_detail": json.dumps(verdict.detail, ensure_ascii=False),
                     "created_at": now(),
                 }
             )
@@ -278,126 +416,15 @@ def _evaluate_run(
             {"run_id": run.id, "created_at": now(), "created_by": actor, "report": report.model_dump_json()}, pk="run_id"
         )
         store.add_history(
-            "run", run.id, "evaluate_run", actor, None, {"comparisons": len(records), "eval_loss_drop": report.eval_loss_drop}
+            "run",
+            run.id,
+            "evaluate_run",
+            actor,
+            None,
+            {
+                "comparisons": len(records),
+                "eval_loss_drop": report.eval_loss_drop,
+                "judge_win_rate": report.judge.win_rate if report.judge else None,
+                "canary_change": report.canary.change if report.canary else None,
+            },
         )
-    return report
-
-
-def evaluation(store: Store, run_id: str) -> EvaluationReport | None:
-    """The run's last evaluation report, or None before it is evaluated."""
-    row = store.db.execute("SELECT report FROM evaluations WHERE run_id = ?", [run_id]).fetchone()
-    return EvaluationReport.model_validate_json(row[0]) if row else None
-
-
-def _comparison(row: dict[str, Any]) -> Comparison:
-    return Comparison.model_validate({**row, "messages": json.loads(row["messages"])})
-
-
-def get_comparison(store: Store, comparison_id: int) -> Comparison:
-    """A blind comparison by id (with which side the tuned model wrote: not for reviewers' eyes)."""
-    rows = list(store.db.table("comparisons").rows_where("id = ?", [comparison_id]))
-    if not rows:
-        raise NotFound(f"no comparison {comparison_id}")
-    return _comparison(rows[0])
-
-
-def next_comparison(store: Store, reviewer: str, run_id: str) -> Comparison | None:
-    """The next comparison of the run this reviewer has not judged (None when all are done)."""
-    user = acting_user(store, reviewer)
-    require(user, "judge_models")
-    rows = list(
-        store.db.query(
-            "SELECT * FROM comparisons WHERE run_id = ? AND id NOT IN (SELECT comparison_id FROM votes WHERE reviewer = ?) "
-            "ORDER BY id LIMIT 1",
-            [run_id, user.username],
-        )
-    )
-    return _comparison(rows[0]) if rows else None
-
-
-def judged(store: Store, reviewer: str, run_id: str) -> tuple[int, int]:
-    """How many of the run's comparisons this reviewer has judged, and how many there are."""
-    done, total = store.db.execute(
-        "SELECT count(v.id), count(DISTINCT c.id) FROM comparisons c "
-        "LEFT JOIN votes v ON v.comparison_id = c.id AND v.reviewer = ? WHERE c.run_id = ?",
-        [reviewer.strip().lower(), run_id],
-    ).fetchone()
-    return done, total
-
-
-def vote(store: Store, reviewer: str, comparison_id: int, judgement: VoteInput) -> VoteResult:
-    """Record a reviewer's blind judgement; each reviewer judges a comparison once. The result reveals the winner."""
-    user = acting_user(store, reviewer)
-    require(user, "judge_models")
-    comparison = get_comparison(store, comparison_id)
-    with store.write():
-        if store.db.table("votes").count_where("comparison_id = ? AND reviewer = ?", [comparison_id, user.username]):
-            raise Conflict(f"{user.username} already judged comparison {comparison_id}")
-        row = {
-            "comparison_id": comparison_id,
-            "reviewer": user.username,
-            "choice": judgement.choice,
-            "rubric": json.dumps(judgement.rubric),
-            "comment": judgement.comment.strip(),
-            "created_at": now(),
-        }
-        vote_id = store.db.table("votes").insert(row).last_pk
-        store.add_history("comparison", comparison_id, "vote", user.username, None, {"choice": judgement.choice})
-    winner = "tie" if judgement.choice == "tie" else ("tuned" if judgement.choice == comparison.tuned_is else "base")
-    return VoteResult.model_validate({**row, "id": vote_id, "rubric": judgement.rubric, "winner": winner})
-
-
-def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion (successes may be fractional: ties count half)."""
-    if n == 0:
-        return (0.0, 1.0)
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def win_rate(store: Store, run_id: str, confidence: float = 0.95) -> WinRate:
-    """The tuned model's win rate over all blind votes on the run (ties count half)."""
-    rows = store.db.execute(
-        "SELECT v.choice, c.tuned_is FROM votes v JOIN comparisons c ON c.id = v.comparison_id WHERE c.run_id = ?", [run_id]
-    ).fetchall()
-    ties = sum(1 for choice, _ in rows if choice == "tie")
-    tuned = sum(1 for choice, tuned_is in rows if choice == tuned_is)
-    base = len(rows) - ties - tuned
-    n = len(rows)
-    low, high = wilson(tuned + ties / 2, n, confidence) if n else (None, None)
-    return WinRate(
-        run_id=run_id,
-        votes=n,
-        tuned_wins=tuned,
-        base_wins=base,
-        ties=ties,
-        win_rate=(tuned + ties / 2) / n if n else None,
-        ci_low=low,
-        ci_high=high,
-        confidence=confidence,
-    )
-
-
-def task_from_comparison(store: Store, actor: str, comparison_id: int, assignee: str, *, note: str = "") -> Task:
-    """Send a comparison the tuned model lost (or answered badly) back to an author as a task."""
-    comparison = get_comparison(store, comparison_id)
-    question = "\n".join(m["content"] for m in comparison.messages if m["role"] == "user")
-    reason = note.strip() or f"the tuned model of {comparison.run_id} answered this poorly in the blind comparison"
-    task = create_task(
-        store,
-        actor,
-        question,
-        assignee,
-        note=f"comparison {comparison_id}: {reason}",
-        source=f"eval:{comparison.run_id}",
-        source_id=str(comparison_id),
-        action="judge_models",
-    )
-    with store.write():
-        store.db.execute("UPDATE votes SET task_id = ? WHERE comparison_id = ? AND task_id IS NULL", [task.id, comparison_id])
-    return task

@@ -1,7 +1,9 @@
 """The job service: long work in its own process, started, polled and cancelled through the store.
 
-Three kinds of work run as jobs: `train` (a run, in one process or under torchrun), `evaluate` (a
-completed run's evaluation) and `draft_gap` (a gap topic's batch of model drafts). `start_job`
+Five kinds of work run as jobs: `train` (a run, in one process or under torchrun), `evaluate` (a
+completed run's evaluation), `draft_gap` (a gap topic's batch of model drafts), `estimate` (a
+run's cost worked out before it starts, from a measured probe) and `compare_models` (candidate
+base models scored on a snapshot's eval split). `start_job`
 checks who asks and what, records a queued row in `jobs` and starts the worker
 `python -m training.worker --job JOB_ID --db DB`, detached (its output in a log file) or attached
 (its output streamed to the caller, who waits). The worker holds `jobs/JOB_ID.lock` beside the
@@ -45,7 +47,9 @@ from schemas import one_line
 from schemas.jobs import (
     ACTIVE_JOB_STATUSES,
     JOB_KINDS,
+    CompareModelsJobParams,
     DraftGapJobParams,
+    EstimateJobParams,
     EvaluateJobParams,
     Job,
     JobParams,
@@ -57,8 +61,20 @@ ROOT = Path(__file__).resolve().parent.parent  # where `python -m training.worke
 JOBS_FOLDER = "jobs"
 HEARTBEAT_S = 2.0
 SPAWN_GRACE_S = 60.0  # a queued job still without a pid after this long lost its starter before the spawn
-PERMISSIONS: dict[str, str] = {"train": "launch_training", "evaluate": "launch_training", "draft_gap": "manage_coverage"}
-PARAMS: dict[str, type[JobParams]] = {"train": TrainJobParams, "evaluate": EvaluateJobParams, "draft_gap": DraftGapJobParams}
+PERMISSIONS: dict[str, str] = {
+    "train": "launch_training",
+    "evaluate": "launch_training",
+    "draft_gap": "manage_coverage",
+    "estimate": "launch_training",
+    "compare_models": "launch_training",
+}
+PARAMS: dict[str, type[JobParams]] = {
+    "train": TrainJobParams,
+    "evaluate": EvaluateJobParams,
+    "draft_gap": DraftGapJobParams,
+    "estimate": EstimateJobParams,
+    "compare_models": CompareModelsJobParams,
+}
 
 
 # ---------------------------------------------------------------------------- locks
@@ -215,6 +231,8 @@ def _died_message(job: Job) -> str:
         "train": f"resume the run with `goldsmith runs resume {job.target}` (or Resume on the Training page)",
         "evaluate": f"evaluate the run again (Training page, or `goldsmith eval {job.target}`)",
         "draft_gap": f"the drafts it saved are kept; draft the rest again (Dashboard, or `goldsmith draft-gap {job.target}`)",
+        "estimate": "estimate again (Training page, or `goldsmith train SNAPSHOT --dry-run`)",
+        "compare_models": f"compare again (`goldsmith models compare {job.target} --base-model ...`)",
     }[job.kind]
     return f"{gone}; {advice}" + (f"; its log: {job.log_path}" if job.log_path else "")
 
@@ -311,6 +329,9 @@ def _busy_message(job: Job) -> str:
         "evaluate": f"run {job.target} is already being evaluated by job {job.id} ({job.status}{pid}); wait for it to finish",
         "draft_gap": f"gap topic {job.target} is already being drafted by job {job.id} ({job.status}{pid}); "
         "wait for it to finish",
+        "estimate": f"this run's estimate is already being worked out by job {job.id} ({job.status}{pid}); wait for it",
+        "compare_models": f"snapshot {job.target}'s base models are already being compared by job {job.id} "
+        f"({job.status}{pid}); wait for it to finish",
     }[job.kind]
 
 

@@ -68,7 +68,7 @@ def chat(
         if run.status != "completed":
             raise InvalidInput(f"run {run.id} is {run.status}; only a completed run has an adapter to chat with")
         key = ("run", run.id, run.model_dump_json())
-    from training.evaluate import generate
+    from training.evaluation.generation import generate
 
     with _lock:
         model, tokenizer = _loaded(*key)
@@ -93,7 +93,7 @@ def _checked(messages: list[dict[str, str]]) -> list[dict[str, str]]:
 def _loaded(kind: str, ref: str, run_json: str) -> tuple[Any, Any]:
     """A model and its tokenizer, kept for the next message (the two most recent per process)."""
     if kind == "run":
-        from training.evaluate import load_tuned
+        from training.evaluation.scoring import load_tuned
 
         return load_tuned(Run.model_validate_json(run_json))
     import torch

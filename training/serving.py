@@ -24,7 +24,8 @@ from typing import Any
 from curation.errors import GoldsmithError, InvalidInput
 from curation.store import Store
 from schemas.training import BaseModelCard, ModelCard, Run
-from training.evaluate import evaluation, win_rate
+from training.evaluation.blind import evaluation, win_rate
+from training.evaluation.promotion import current_promotion, gate_for_run, promoted_run_id
 from training.playground import BASE_PREFIX
 from training.runs import get_run, log_event
 
@@ -79,6 +80,11 @@ def model_card(store: Store, run_id: str) -> ModelCard:
     run = get_run(store, run_id)
     run_dir = Path(run.run_dir)
     lineage = _read_json(run_dir / "lineage.json")
+    report = evaluation(store, run.id)
+    promotion = current_promotion(store)
+    promoted = promotion is not None and promotion.run_id == run.id
+    # A promoted run shows the gate it passed; any other evaluated run, the default gate applied now.
+    gate = promotion.gate if promotion is not None and promoted else (gate_for_run(store, run.id) if report else None)
     result = _read_json(run_dir / "result.json") or run.result
     merged = run_dir / MERGED
     return ModelCard(
@@ -96,10 +102,12 @@ def model_card(store: Store, run_id: str) -> ModelCard:
         config=run.config,
         lineage=lineage,
         metrics={key: result.get(key) for key in METRIC_KEYS},
-        evaluation=evaluation(store, run.id),
+        evaluation=report,
         win_rate=win_rate(store, run.id),
         adapter=str(run_dir / "adapter"),
         merged=str(merged) if (merged / "config.json").exists() else None,
+        gate=gate,
+        promoted=promoted,
     )
 
 
@@ -135,8 +143,11 @@ def merged_folder(store: Store, run: Run, *, force: bool = False) -> Path:
     return target
 
 
-def prepare(store: Store, model_ref: str, *, merge: bool = False) -> ServedModel:
-    """Resolve what to serve: `base:NAME`, or a completed run (its merged folder, merged now if missing or `merge`)."""
+def prepare(store: Store, model_ref: str | None, *, merge: bool = False) -> ServedModel:
+    """Resolve what to serve: `base:NAME`, a completed run (its merged folder, merged now if missing or `merge`),
+    or with None the team's current model (the promoted run)."""
+    if model_ref is None:
+        model_ref = promoted_run_id(store)
     if model_ref.startswith(BASE_PREFIX):
         if merge:
             raise InvalidInput("--merge merges a run's adapter; a base model has none, so drop --merge")
@@ -260,7 +271,7 @@ def check_port(host: str, port: int) -> None:
 
 def serve(
     store: Store,
-    run_ref: str,
+    run_ref: str | None,
     host: str = "127.0.0.1",
     port: int = 8000,
     merge: bool = False,
@@ -272,7 +283,7 @@ def serve(
 
     Args:
         store: the store the run is recorded in.
-        run_ref: a run id or unique prefix, or `base:NAME` for a base model.
+        run_ref: a run id or unique prefix, `base:NAME` for a base model, or None for the promoted run.
         host: the address to bind; 127.0.0.1 keeps the server on this machine (there is no authentication).
         port: the port to listen on.
         merge: merge the adapter into the base again even if the run already has `merged/`.

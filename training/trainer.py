@@ -312,8 +312,8 @@ def _setup(accelerator: Any, store: Store, run: Run) -> _Session:
     eval_items, eval_stats = encode_records(tokenizer, read_split(Path(snapshot.path) / "eval.jsonl"), config.max_seq_length)
     if not train_items:
         raise ValueError(f"no trainable example in snapshot {snapshot.id}: {train_stats.skipped[:1]}")
-    steps_per_epoch, total_steps = _plan_steps(len(train_items), config, accelerator.num_processes)
-    model, sharded, compiled = _build_model(accelerator, config, model_path, precision)
+    steps_per_epoch, total_steps = plan_steps(len(train_items), config, accelerator.num_processes)
+    model, sharded, compiled = build_model(accelerator, config, model_path, precision)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=device_type == "cuda"
@@ -351,7 +351,7 @@ def _setup(accelerator: Any, store: Store, run: Run) -> _Session:
     )
 
 
-def _plan_steps(count: int, config: TrainConfig, world: int) -> tuple[int, int]:
+def plan_steps(count: int, config: TrainConfig, world: int) -> tuple[int, int]:
     """(steps per epoch, total steps) for `count` training examples dealt to `world` processes."""
     per_rank = len(epoch_batches(count, config.batch_size, config.seed, 0, rank=0, world_size=world))
     if per_rank == 0:
@@ -360,7 +360,7 @@ def _plan_steps(count: int, config: TrainConfig, world: int) -> tuple[int, int]:
     return steps_per_epoch, config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
 
 
-def _build_model(accelerator: Any, config: TrainConfig, model_path: str, precision: str) -> tuple[Any, bool, bool]:
+def build_model(accelerator: Any, config: TrainConfig, model_path: str, precision: str) -> tuple[Any, bool, bool]:
     """The loss model around the peft LoRA model, sharded and compiled as configured: (model, sharded, compiled)."""
     import torch
     from peft import LoraConfig, get_peft_model

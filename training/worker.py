@@ -4,7 +4,9 @@
 heartbeat and does the work of its kind here, in this process: `train` trains the run in this
 process (training.trainer.train) or runs torchrun as a child for several processes; `evaluate`
 runs training.evaluate.evaluate_run; `draft_gap` runs training.drafts.draft_gap_topic, recording
-each saved draft's id as the job's result as it goes. The job records its end.
+each saved draft's id as the job's result as it goes; `estimate` runs
+training.evaluation.estimate.estimate_run and `compare_models`
+training.evaluation.selection.compare_models. The job records its end.
 
 `RUN_ID` trains one run: what torchrun runs on every rank (accelerate picks DDP, NCCL on GPUs or
 gloo on CPUs, from the environment), and what a cluster's scheduler may run directly.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from curation.store import Store
-    from schemas.jobs import DraftGapJobParams, EvaluateJobParams, TrainJobParams
+    from schemas.jobs import CompareModelsJobParams, DraftGapJobParams, EstimateJobParams, EvaluateJobParams, TrainJobParams
     from training.jobs import Outcome, Running
 
 
@@ -84,7 +86,7 @@ def run_job(db: str, job_id: str) -> int:
 
 def do_job(store: Store, running: Running) -> Outcome:
     """The work of a claimed job, by its kind; its final status, result and error."""
-    from schemas.jobs import DraftGapJobParams, EvaluateJobParams, TrainJobParams
+    from schemas.jobs import CompareModelsJobParams, DraftGapJobParams, EstimateJobParams, EvaluateJobParams, TrainJobParams
     from training.jobs import PARAMS
 
     job = running.job
@@ -93,6 +95,10 @@ def do_job(store: Store, running: Running) -> Outcome:
         return _train_job(store, running, params)
     if isinstance(params, EvaluateJobParams):
         return _evaluate_job(store, running, params)
+    if isinstance(params, EstimateJobParams):
+        return _estimate_job(store, running, params)
+    if isinstance(params, CompareModelsJobParams):
+        return _compare_models_job(store, running, params)
     assert isinstance(params, DraftGapJobParams)
     return _draft_gap_job(store, running, params)
 
@@ -108,9 +114,38 @@ def _evaluate_job(store: Store, running: Running, params: EvaluateJobParams) -> 
         limit=params.limit,
         seed=params.seed,
         force=params.force,
+        judge_model=params.judge_model,
+        judge_url=params.judge_url,
+        canary=params.canary,
+        canary_threshold=params.canary_threshold,
     )
     print(f"run {report.run_id}: {report.comparisons} blind comparisons written", flush=True)
     return "completed", report.model_dump(mode="json"), None
+
+
+def _estimate_job(store: Store, running: Running, params: EstimateJobParams) -> Outcome:
+    from training.evaluation.estimate import estimate_run
+
+    estimate = estimate_run(store, running.job.created_by, params.snapshot_id, params.config, probe_steps=params.probe_steps)
+    print(f"estimate: {estimate.steps} steps, about {estimate.estimated_seconds:.0f} s on {estimate.device}", flush=True)
+    return "completed", estimate.model_dump(mode="json"), None
+
+
+def _compare_models_job(store: Store, running: Running, params: CompareModelsJobParams) -> Outcome:
+    from training.evaluation.selection import compare_models
+
+    comparison = compare_models(
+        store,
+        running.job.created_by,
+        params.snapshot_id,
+        params.base_models,
+        limit=params.limit,
+        samples=params.samples,
+        max_new_tokens=params.max_new_tokens,
+        max_seq_length=params.max_seq_length,
+    )
+    print(f"compared {len(comparison.candidates)} base models on {comparison.examples} eval examples", flush=True)
+    return "completed", comparison.model_dump(mode="json"), None
 
 
 def _draft_gap_job(store: Store, running: Running, params: DraftGapJobParams) -> Outcome:

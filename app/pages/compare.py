@@ -10,7 +10,7 @@ from app import ui
 from curation.people.users import assignable_authors
 from schemas import RUBRIC
 from schemas.training import VoteInput
-from training.evaluate import evaluation, judged, next_comparison, task_from_comparison, vote, win_rate
+from training.evaluation.blind import evaluation, judged, next_comparison, task_from_comparison, vote, win_rate, win_rate_by
 from training.runs import list_runs
 
 CHOICES = {"a": "A is better", "b": "B is better", "tie": "Tie"}
@@ -52,6 +52,36 @@ c2.metric(
 )
 c3.metric("Votes", rate.votes, help=f"Tuned wins {rate.tuned_wins}, base wins {rate.base_wins}, ties {rate.ties}.")
 c4.metric("Comparisons", report.comparisons)
+by_category = win_rate_by(store, run_id, "category")
+if rate.votes:
+    with st.expander("Win rate by category (worst first)", expanded=False):
+        st.dataframe(
+            [
+                {
+                    "category": name,
+                    "votes": r.votes,
+                    "tuned wins": r.tuned_wins,
+                    "base wins": r.base_wins,
+                    "ties": r.ties,
+                    "win rate": f"{r.win_rate:.0%}" if r.win_rate is not None else "",
+                    "95% interval": f"{r.ci_low:.0%} – {r.ci_high:.0%}" if r.ci_low is not None else "",
+                }
+                for name, r in by_category.items()
+            ],
+            hide_index=True,
+        )
+judge = report.judge
+if judge is not None and judge.win_rate is not None:
+    agreed = judge.agreement
+    st.caption(
+        f"The automatic judge ({judge.method}) prefers the tuned model on {judge.win_rate:.0%} of the prompts"
+        + (
+            f"; it agrees with people on {agreed.share:.0%} of {agreed.votes} votes"
+            + (f" (Cohen's kappa {agreed.kappa:.2f})" if agreed.kappa is not None else "")
+            if agreed and agreed.share is not None
+            else "."
+        )
+    )
 done, total = judged(store, user.username, run_id)
 if total:
     st.progress(done / total, text=f"You have judged {done} of {total} comparisons")

@@ -12,11 +12,17 @@ import streamlit as st
 import yaml
 
 from app import ui
+from curation.errors import GoldsmithError
 from schemas import Job, one_line
-from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, Run, TrainConfig
+from schemas.evaluation import CostEstimate, GateResult
+from schemas.training import ACTIVE_STATUSES, RESUMABLE_STATUSES, EvaluationReport, Run, TrainConfig
 from training.config import load_config
-from training.evaluate import evaluation, start_evaluation
-from training.jobs import latest_job
+from training.evaluate import start_evaluation
+from training.evaluation.blind import evaluation
+from training.evaluation.estimate import start_estimate
+from training.evaluation.promotion import gate_for_run, promote_run
+from training.evaluation.selection import leaderboard
+from training.jobs import get_job, latest_job
 from training.runs import cancel_run, events, get_run, launch, list_runs, metrics, resume_run, start_run
 
 REFRESH_S = 2  # how often the curves of an active run, and an evaluation's state, are redrawn
@@ -31,6 +37,53 @@ if flash:
     st.success(flash, icon=":material/check_circle:")
 
 # ------------------------------------------------------------------------------------------ launch
+
+
+def estimate_job() -> Job | None:
+    job_id = st.session_state.get("train_estimate_job")
+    if not job_id:
+        return None
+    try:
+        return get_job(store, job_id)
+    except GoldsmithError:
+        return None
+
+
+def show_estimate() -> None:
+    """The last cost estimate asked for in this session (what the run would do here), before the launch button."""
+    job = estimate_job()
+    if job is None:
+        st.caption("Estimate the cost before launching: examples, tokens, steps, time and peak memory on this machine.")
+        return
+    if job.active:
+        st.info(f"Estimating (job {job.id}): loading the model and timing a short probe...", icon=":material/hourglass_top:")
+        return
+    if job.status != "completed" or job.result is None:
+        st.error(f"The estimate {job.status}: {ui.safe_markdown_text(one_line(job.error or '', 300))}", icon=":material/error:")
+        return
+    e = CostEstimate.model_validate(job.result)
+    st.markdown(f"**Cost estimate** · {ui.safe_markdown_text(e.base_model)} · config {e.config_hash}")
+    m = st.columns(6)
+    m[0].metric("Examples", e.examples, help=f"{e.skipped} skipped, {e.truncated} truncated")
+    m[1].metric("Tokens", f"{e.tokens:,}", help="Training tokens after the chat template, one epoch")
+    m[2].metric("Packed rows", f"{e.rows:,}")
+    m[3].metric("Steps", e.steps, help=f"{e.epochs:g} epochs")
+    m[4].metric("Estimated time", f"{e.estimated_seconds / 60:.1f} min", help=f"{e.tokens_per_s:,.0f} tokens/s measured")
+    m[5].metric("Peak memory", f"{e.peak_memory_mb:,.0f} MB", help=f"measured on {e.device} ({e.precision})")
+    for note in e.notes:
+        st.caption(ui.safe_markdown_text(note))
+
+
+def estimate_poll(was_active: bool) -> None:
+    """Redraw the page once the estimate job ends."""
+    job = estimate_job()
+    if was_active and (job is None or not job.active):
+        st.rerun()
+
+
+_estimating = estimate_job()
+if _estimating is not None and _estimating.active:
+    st.fragment(estimate_poll, run_every=REFRESH_S)(True)
 
 snaps = store.list_snapshots()
 snap_names = {s.id: s.name for s in snaps}
@@ -70,9 +123,14 @@ else:
             placeholder="schedule: linear\nwarmup_ratio: 0.1\ntarget_modules: all-linear",
             help="Any TrainConfig setting as `key: value`; these replace the fields above.",
         )
-        launch_clicked = st.form_submit_button("Launch", type="primary", icon=":material/rocket_launch:")
+        show_estimate()
+        b1, b2 = st.columns([1, 4])
+        estimate_clicked = b1.form_submit_button(
+            "Estimate the cost", icon=":material/calculate:", help="Measures a short probe; trains nothing."
+        )
+        launch_clicked = b2.form_submit_button("Launch", type="primary", icon=":material/rocket_launch:")
 
-    if launch_clicked:
+    if launch_clicked or estimate_clicked:
         try:
             more = yaml.safe_load(extra) if extra.strip() else {}
         except yaml.YAMLError as error:
@@ -86,7 +144,13 @@ else:
             more = None
         config = None if more is None else ui.attempt(lambda: load_config(None, {**knobs, "base_model": base_model, **more}))
         started = None
-        if isinstance(config, TrainConfig):
+        if isinstance(config, TrainConfig) and estimate_clicked:
+            settings = config
+            job = ui.attempt(lambda: start_estimate(store, user.username, snapshot_id, settings))
+            if job:
+                st.session_state["train_estimate_job"] = job.id
+                st.rerun()
+        elif isinstance(config, TrainConfig):
             settings = config  # the lambda below sees a TrainConfig, not an Optional
             started = ui.attempt(lambda: start_run(store, user.username, snapshot_id, settings, name=run_name))
         if started:
@@ -243,17 +307,154 @@ if run.status != "completed":
 # ------------------------------------------------------------------------------------------ evaluation
 
 st.subheader("Evaluation")
-report = evaluation(store, run.id)
-if report:
+
+
+def category_chart(report: EvaluationReport) -> None:
+    """Per category, worst first: the judge's win rate (with its interval) and the change of the eval loss."""
+    rows = [
+        {
+            "category": c.category,
+            "judge win rate": c.judge_win_rate,
+            "low": c.judge_interval[0] if c.judge_interval else None,
+            "high": c.judge_interval[1] if c.judge_interval else None,
+            "loss change": c.loss_change,
+            "examples": c.examples,
+        }
+        for c in report.by_category
+    ]
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    order = list(df["category"])
+    y = alt.Y("category:N", sort=order, title=None)
+    bars = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("judge win rate:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            y=y,
+            color=alt.condition("datum['judge win rate'] >= 0.5", alt.value("#2e7d32"), alt.value("#c62828")),
+            tooltip=[
+                "category",
+                "examples",
+                alt.Tooltip("judge win rate:Q", format=".0%"),
+                alt.Tooltip("loss change:Q", format="+.1%"),
+            ],
+        )
+    )
+    whiskers = alt.Chart(df).mark_rule(color="black").encode(x="low:Q", x2="high:Q", y=y)
+    half = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    losses = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("loss change:Q", axis=alt.Axis(format="%"), title="eval loss change (tuned vs base)"),
+            y=alt.Y("category:N", sort=order, title=None, axis=None),
+            color=alt.condition("datum['loss change'] <= 0", alt.value("#2e7d32"), alt.value("#c62828")),
+        )
+    )
+    st.altair_chart(
+        alt.hconcat(
+            (bars + whiskers + half).properties(title="Judge win rate by category (worst first)", width=330),
+            losses.properties(title="Eval loss change", width=250),
+        )
+    )
+
+
+def show_report(report: EvaluationReport) -> None:
     e1, e2, e3, e4 = st.columns(4)
     e1.metric("Eval examples", report.examples)
     e2.metric("Base eval loss", f"{report.base.eval_loss:.4f}" if report.base.eval_loss is not None else "n/a")
     e3.metric("Tuned eval loss", f"{report.tuned.eval_loss:.4f}" if report.tuned.eval_loss is not None else "n/a")
     drop = report.eval_loss_drop
     e4.metric("Eval loss drop", f"{drop:.1%}" if drop is not None else "n/a")
+    j1, j2, j3, j4 = st.columns(4)
+    judge, canary = report.judge, report.canary
+    if judge is not None:
+        j1.metric("Judge win rate", f"{judge.win_rate:.0%}" if judge.win_rate is not None else "n/a", help=judge.method)
+        j2.metric("Judge 95% interval", f"{judge.interval[0]:.0%} – {judge.interval[1]:.0%}" if judge.interval else "n/a")
+        agreed = judge.agreement
+        j3.metric(
+            "Judge agrees with people",
+            f"{agreed.share:.0%}" if agreed and agreed.share is not None else "no votes yet",
+            help=(
+                f"over {agreed.votes} votes, Cohen's kappa {agreed.kappa:.2f}" if agreed and agreed.kappa is not None else None
+            ),
+        )
+    if canary is not None:
+        j4.metric(
+            "Canary loss change",
+            f"{canary.change:+.1%}" if canary.change is not None else "n/a",
+            help=f"General text outside the domain ({canary.examples} examples); flagged above +{canary.threshold:.0%}.",
+        )
+        if canary.flagged:
+            st.warning(
+                f"The canary loss rose {canary.change:+.1%}, beyond +{canary.threshold:.0%}: the tuned model may have lost "
+                "general ability. Try fewer epochs, a lower learning rate or a smaller LoRA rank.",
+                icon=":material/warning:",
+            )
+    category_chart(report)
+    with st.expander("By category and response type"):
+        for label, groups in (("category", report.by_category), ("response type", report.by_response_type)):
+            st.dataframe(
+                [
+                    {
+                        label: getattr(g, "category", None) or getattr(g, "response_type", ""),
+                        "examples": g.examples,
+                        "base loss": g.base_loss,
+                        "tuned loss": g.tuned_loss,
+                        "loss change": f"{g.loss_change:+.1%}" if g.loss_change is not None else "",
+                        "judge win rate": f"{g.judge_win_rate:.0%}" if g.judge_win_rate is not None else "",
+                    }
+                    for g in groups
+                ],
+                hide_index=True,
+            )
     st.page_link("pages/compare.py", label=f"Judge its {report.comparisons} blind comparisons", icon=":material/compare:")
+
+
+def show_gate(gate: GateResult) -> None:
+    """The promotion gate's figures, and the Promote button when it holds."""
+    st.markdown("**Promotion gate** " + ("(passes)" if gate.passed else "(does not pass)"))
+    for check in gate.checks:
+        icon = ":material/check_circle:" if check.passed else ":material/cancel:"
+        st.markdown(f"{icon} {check.name}: {ui.safe_markdown_text(check.detail)}")
+    if st.button("Promote to the team's current model", icon=":material/verified:", disabled=not gate.passed):
+        promoted = ui.attempt(lambda: promote_run(store, user.username, run.id))
+        if promoted:
+            st.session_state["train_flash"] = f"Run {run.id} is the team's current model; `goldsmith serve-model` serves it."
+            st.rerun()
+
+
+report = evaluation(store, run.id)
+if report:
+    show_report(report)
+    gate = ui.attempt(lambda: gate_for_run(store, run.id))
+    if gate:
+        show_gate(gate)
 else:
     st.caption("Not evaluated yet: evaluation scores base and tuned on the eval split and writes the blind comparisons.")
+
+board = ui.attempt(lambda: leaderboard(store, snapshot=run.snapshot_id))
+if board and board.rows:
+    st.markdown(f"**Leaderboard** of the finished runs on snapshot {snap_names.get(run.snapshot_id, run.snapshot_id)}")
+    st.dataframe(
+        [
+            {
+                "run": r.run_id,
+                "name": r.name,
+                "promoted": "yes" if r.promoted else "",
+                "base model": r.base_model,
+                "eval loss": r.eval_loss,
+                "drop": f"{r.eval_loss_drop:.1%}" if r.eval_loss_drop is not None else "",
+                "judge win rate": f"{r.judge_win_rate:.0%}" if r.judge_win_rate is not None else "",
+                "canary": f"{r.canary_change:+.1%}" if r.canary_change is not None else "",
+                "best at": ", ".join(r.best_categories),
+            }
+            for r in board.rows
+        ],
+        hide_index=True,
+    )
 
 
 def eval_state(run_id: str, was_active: bool) -> None:
@@ -296,10 +497,26 @@ if not running:
     max_new_tokens = c1.number_input("Longest answer (new tokens)", 16, 2048, 256, 16)
     limit = c2.number_input("Eval prompts (0: all)", 0, 100_000, 0, help="Fewer prompts finish sooner on a CPU.")
     force = bool(report) and c3.checkbox("Regenerate: deletes the blind votes already cast on this run")
+    d1, d2, d3 = st.columns([2, 2, 1])
+    judge_model = d1.text_input(
+        "LLM judge (optional)",
+        placeholder="offline judge (similarity to the reference)",
+        help="A model name served at the URL, or base:NAME / a run id loaded here.",
+    )
+    judge_url = d2.text_input("Judge endpoint (optional)", placeholder="http://127.0.0.1:8000/v1")
+    threshold = d3.number_input("Canary threshold", 0.0, 1.0, 0.05, 0.01, help="Flag a canary loss rise above this share.")
     if st.button("Evaluate", icon=":material/analytics:", help="Runs the evaluation as a job in its own process."):
         job = ui.attempt(
             lambda: start_evaluation(
-                store, user.username, run.id, max_new_tokens=int(max_new_tokens), limit=int(limit) or None, force=force
+                store,
+                user.username,
+                run.id,
+                max_new_tokens=int(max_new_tokens),
+                limit=int(limit) or None,
+                force=force,
+                judge_model=judge_model.strip() or None,
+                judge_url=judge_url.strip() or None,
+                canary_threshold=float(threshold),
             )
         )
         if job:

@@ -371,3 +371,20 @@ def m007_jobs(db: Database) -> None:
     )
     jobs.create_index(["kind", "target", "created_at"])  # a page polls the latest job of a kind on one target
     jobs.create_index(["status"])  # the active ones
+
+
+@migrations()
+def m008_evaluation(db: Database) -> None:
+    # Evaluation that decides: each blind comparison keeps its example's category and response
+    # type (results per scenario) and the automatic judge's verdict with its scores (so its
+    # agreement with people's votes can be reported); a promotion marks a run as the team's
+    # current model, with the gate's figures at the time (the newest promotion is the current one).
+    comparisons = db.table("comparisons")
+    for column in ("category", "response_type", "judge_winner", "judge_detail"):
+        comparisons.add_column(column, str)
+    db.table("promotions").create(
+        {"id": int, "run_id": str, "promoted_by": str, "promoted_at": str, "gate": str},
+        pk="id",
+        not_null={"run_id", "promoted_by", "promoted_at", "gate"},
+        foreign_keys=[("run_id", "runs", "id"), ("promoted_by", "users", "username")],
+    )
