@@ -168,6 +168,21 @@ def test_batch_candidates_are_the_pairs_minhashlsh_returns(corpus):
     assert set(zip(i.tolist(), j.tolist(), strict=True)) == from_index
 
 
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+def test_cross_pairs_are_what_minhashlsh_over_the_left_finds_for_the_right(corpus, threshold):
+    texts, planted = corpus
+    texts = [*texts, texts[3], "", "too short"]  # an exact copy across the sides, and texts without shingles
+    left, right = texts[:300], texts[300:]
+    signatures = minhash.sketch(texts)
+    index = minhash.build_index(range(300), signatures[:300], threshold)
+    candidates = [(a, b) for b in range(len(right)) for a in minhash.query(index, signatures[300 + b])]
+    expected = {(a, b) for a, b in candidates if exact_jaccard(left[a], right[b]) >= threshold}
+    found = minhash.cross_pairs(left, right, threshold=threshold)
+    assert found == expected and (3, len(right) - 3) in found
+    similar = {(a, b) for a, b in planted if a < 300 <= b and exact_jaccard(texts[a], texts[b]) >= threshold}
+    assert similar and {(a, 300 + b) for a, b in found} >= similar
+
+
 @pytest.mark.parametrize("threshold", [0.05, 0.2, 0.4, 0.5, 0.55, 0.7, 0.8, 0.9, 0.95, 1.0])
 @pytest.mark.parametrize("num_perm", [64, 128, 256])
 def test_lsh_bands_favour_recall(threshold, num_perm):

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class Raw:
     record: Any = None
     error: str | None = None
     warning: str | None = None  # not a record: something odd about the file at this place
+    clean: bool = False  # its JSON text holds nothing check_text refuses (no surrogate escape, NaN or bad byte)
 
     @property
     def place(self) -> str:
@@ -49,6 +51,21 @@ class Raw:
         if self.index is None:
             return f"line {self.line}"
         return f"record [{self.index}]" + (f" (line {self.line})" if self.line is not None else "")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def is_clean(text: str) -> bool:
+    """Whether decoded JSON text cannot hold what check_text refuses (so a record need not be walked):
+    no NaN or Infinity token, no escaped surrogate, no undecodable byte (kept by surrogateescape)."""
+    if "NaN" in text or "Infinity" in text or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class RecordError(ValueError):
@@ -169,7 +186,7 @@ def jsonl_records(path: Path) -> Iterator[Raw]:
             yield Raw(number, error=error)
             continue
         try:
-            yield Raw(number, record=loads(text))
+            yield Raw(number, record=loads(text), clean=is_clean(text))
         except json.JSONDecodeError as exc:
             if first:
                 _one_object(path, text)  # raises when the whole file is one pretty-printed object
@@ -205,6 +222,7 @@ class _ArrayReader:
         self.buffer, self.pos, self.eof = reader.read(_CHUNK), 0, False
         self.lines_before = 0  # newlines in the text dropped from the front of the buffer
         self.counted, self.counted_lines = 0, 0  # newlines in buffer[:counted]
+        self.clean = False  # whether the last value's text is_clean
 
     def more(self) -> bool:
         if self.eof:
@@ -239,6 +257,7 @@ class _ArrayReader:
         while True:
             try:
                 value, end = self.decoder.raw_decode(self.buffer, self.pos)
+                self.clean = is_clean(self.buffer[self.pos : end])
             except json.JSONDecodeError as exc:
                 if self.more():
                     continue
@@ -269,7 +288,7 @@ def _elements(reader: _ArrayReader) -> Iterator[Raw]:
     while True:
         line = reader.line()
         value, error = reader.value()
-        yield Raw(line, index, record=value, error=error)
+        yield Raw(line, index, record=value, error=error, clean=not error and reader.clean)
         if error:
             return
         index += 1

@@ -453,7 +453,8 @@ def _check_csv_header(path: Path) -> bool:
 def _parse(value: Any, fmt: str | None, max_chars: int, preference: str, seen: dict[str, str], raw: Raw) -> Parsed:
     if not isinstance(value, dict):
         raise RecordError(f"is {describe(value)}, not an object with the fields of a record")
-    check_text(value, "record")
+    if not raw.clean:
+        check_text(value, "record")
     record = dict(value)
     fmt = fmt or _format_of(record)
     if fmt is None:

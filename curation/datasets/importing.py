@@ -129,12 +129,11 @@ def _batches(records: Iterable[Parsed], size: int) -> Iterator[list[Parsed]]:
 
 def _write_batch(store: Store, plan: _Plan, batch: list[Parsed], tally: _Tally) -> None:
     """Account for every record of a batch, then write the new examples in one go."""
-    accepted = [(parsed, item) for parsed in batch if (item := _accepted(parsed, plan, tally)) is not None]
-    known = store.ids_with_hashes([item.content.content_hash for _, item in accepted])
+    accepted = [(parsed, item, item.content_hash) for parsed in batch if (item := _accepted(parsed, plan, tally))]
+    known = store.ids_with_hashes([digest for _, _, digest in accepted])
     new: dict[str, NewExample] = {}
     repeats: list[tuple[Parsed, str]] = []
-    for parsed, item in accepted:
-        digest = item.content.content_hash
+    for parsed, item, digest in accepted:
         if digest in known or digest in new:
             repeats.append((parsed, digest))
         else:
@@ -171,4 +170,5 @@ def _accepted(parsed: Parsed, plan: _Plan, tally: _Tally) -> NewExample | None:
         source_id=parsed.source_id,
         metadata=parsed.metadata,
         note={"reason": _BAD_ANSWER} if bad else None,
+        content_hash=content.content_hash,
     )
