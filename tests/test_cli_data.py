@@ -43,7 +43,7 @@ def test_import_json_report_and_exit_codes(team, db_path, tmp_path):
 
     if SHARED_DATA.exists():
         result = run("import", SHARED_DATA / "glaive_toolcall_en_demo.json", "--as", "amy", "--db", db_path)
-        assert result.exit_code == 1 and "record 0: turn 4 is a 'function_call' turn" in result.stderr
+        assert result.exit_code == 1 and "record [0] (line 2): turn 4 is a 'function_call' turn" in result.stderr
 
     for bad in (tmp_path / "missing.jsonl", tmp_path):
         result = run("import", bad, "--as", "amy", "--db", db_path)
