@@ -22,7 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "new": ("app.cli_examples", "new"),
     "edit": ("app.cli_examples", "edit"),
     "submit": ("app.cli_examples", "submit"),
+    "withdraw": ("app.cli_examples", "withdraw"),
     "review": ("app.cli_examples", "review"),
+    "queue": ("app.cli_examples", "queue"),
     "archive": ("app.cli_examples", "archive"),
     "set-status": ("app.cli_examples", "set_status"),
     "list": ("app.cli_examples", "list_examples"),
@@ -54,9 +56,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("app.cli_training", "runs_app"),
     "eval": ("app.cli_training", "eval_command"),
     "judge": ("app.cli_training", "judge_app"),
+    "models": ("app.cli_models", "models_app"),
     "jobs": ("app.cli_jobs", "jobs_app"),
     "serve-model": ("app.cli_serve_model", "serve_model_command"),
-    "models": ("app.cli_models", "models_app"),
 }
 
 

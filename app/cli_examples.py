@@ -1,4 +1,4 @@
-"""`goldsmith init | new | edit | submit | review | ... | demo`: the store and its examples' commands."""
+"""`goldsmith init | new | edit | submit | withdraw | review | queue | ... | demo`: the store and its examples' commands."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from app.cli_common import (
     table,
 )
 from curation.errors import InvalidInput
-from curation.examples import workflow
-from schemas import Example, ExampleContent, ExampleFilter, ReviewInput, Rubric, Tags, one_line
+from curation.examples import review_queue, workflow
+from schemas import QUEUE_FLAGS, Example, ExampleContent, ExampleFilter, ReviewInput, ReviewQueueFilter, Rubric, Tags, one_line
 
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", help="category=…, response_type=… or knowledge_area=… (repeatable).")
@@ -89,8 +89,8 @@ def _print_example(example: Example, store: Any, *, history: bool) -> None:
     typer.echo(f"Source: {example.source}" + (f" (id {example.source_id})" if example.source_id else ""))
     for m in example.messages:
         typer.echo(f"\n[{m.role}]\n{m.content}")
-    for r in store.reviews_for(example.id):
-        scores = f" {r.rubric.model_dump()}" if r.rubric else ""
+    for r in review_queue.reviews_of(store, example.id):
+        scores = f" {r.rubric.scores}" if r.rubric else ""
         typer.echo(
             f"\nReview by {r.reviewer} of version {r.example_version}: {r.decision}{scores}"
             + (f"\n  {r.comment}" if r.comment else "")
@@ -155,10 +155,48 @@ def edit(
         typer.echo(f"Saved example {example_id} (version {example.version}, {example.status}).")
 
 
-def submit(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
+def submit(
+    example_id: int,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why it should be reviewed anyway: needed for an exact duplicate or an over-limit example."),
+    ] = None,
+    version: VersionOption = None,
+    db: DbOption = DEFAULT_DB,
+    as_user: AsOption = "",
+) -> None:
     """Send your draft (or reworked example) to review."""
-    example = workflow.submit_example(open_store(db), as_user, example_id, version)
+    example = workflow.submit_example(open_store(db), as_user, example_id, version, reason=reason)
     typer.echo(f"Example {example.id} submitted for review.")
+
+
+def withdraw(example_id: int, version: VersionOption = None, db: DbOption = DEFAULT_DB, as_user: AsOption = "") -> None:
+    """Take your example back from the review queue to draft, to change it (the Write page's Withdraw to draft)."""
+    example = workflow.withdraw_example(open_store(db), as_user, example_id, version)
+    typer.echo(f"Example {example.id} is a draft again (version {example.version}).")
+
+
+def queue(
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    author: Annotated[str | None, typer.Option(help="Only this author's examples.")] = None,
+    waiting_days: Annotated[int | None, typer.Option(min=0, help="Only examples waiting at least this many days.")] = None,
+    flag: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only examples with this flag (repeatable): {', '.join(QUEUE_FLAGS)}."),
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    as_user: AsOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Your review queue (the Review page's filters): how many wait for you, and which comes next."""
+    flt = ReviewQueueFilter(category=category, author=author, waiting_days=waiting_days, flags=tuple(flag or ()))
+    found = review_queue.review_queue(open_store(db), as_user, flt)
+    if as_json:
+        emit_json(found)
+        return
+    typer.echo(f"{found.waiting} waiting for you; {found.matching} match the filters.")
+    if found.next is not None:
+        typer.echo(f"Next: example {found.next.id} by {found.next.author}: {one_line(found.next.prompt, 100)}")
 
 
 def review(
@@ -183,11 +221,7 @@ def review(
     if len(decisions) != 1:
         raise InvalidInput("give exactly one of --approve, --reject or --request-changes")
     scores = {"accuracy": accuracy, "tone": tone, "compliance": compliance, "completeness": completeness}
-    given = [v is not None for v in scores.values()]
-    if any(given) and not all(given):
-        missing = ", ".join(f"--{k}" for k, v in scores.items() if v is None)
-        raise InvalidInput(f"give all four rubric scores or none; missing {missing}")
-    review_input = ReviewInput(decision=decisions[0], rubric=Rubric(**scores) if all(given) else None, comment=comment)
+    review_input = ReviewInput(decision=decisions[0], rubric=Rubric(**scores), comment=comment)  # only the scores given
     result = workflow.review_example(open_store(db), as_user, example_id, version, review_input)
     emit_json(result) if as_json else typer.echo(f"Example {example_id}: {result.decision.replace('_', ' ')} recorded.")
 
@@ -288,7 +322,13 @@ def show(
     store = open_store(db)
     example = store.get_example(example_id)
     if as_json:
-        emit_json({"example": example, "reviews": store.reviews_for(example_id), "history": store.history("example", example_id)})
+        emit_json(
+            {
+                "example": example,
+                "reviews": review_queue.reviews_of(store, example_id),
+                "history": store.history("example", example_id),
+            }
+        )
         return
     _print_example(example, store, history=history)
 

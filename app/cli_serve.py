@@ -1,6 +1,8 @@
 """`goldsmith serve`: start the Streamlit app on a store.
 
-Streamlit is imported only by the process this command becomes, so `goldsmith --help` stays fast.
+It runs app/web/asgi.py: Streamlit's server (st.App) with Goldsmith's session-cookie route beside the
+pages of app/main.py. Streamlit is imported only by the process this command becomes, so
+`goldsmith --help` stays fast.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import typer
 
 from app.cli_common import DEFAULT_DB, DbOption, open_store
 
-MAIN = Path(__file__).resolve().parent / "main.py"
+MAIN = Path(__file__).resolve().parent / "web" / "asgi.py"
 
 
 def streamlit_argv(port: int, host: str) -> list[str]:

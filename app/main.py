@@ -1,7 +1,9 @@
-"""Goldsmith's Streamlit app: the router. `goldsmith serve` runs it.
+"""Goldsmith's Streamlit app: the router. `goldsmith serve` runs it (through app/web/asgi.py).
 
-Signs the user in (curation.people.sessions, checked on every page load) and shows only the pages
-the user's role may use (curation.people.permissions.can). Each page is one module in app/pages/.
+Signs the user in (curation.people.sessions, checked on every page load: the tab's own session, or
+the browser's signed cookie after a reload or in a second tab) and shows only the pages the user's
+role may use (curation.people.permissions.can). Each page is one module in app/pages/. A signed-out
+visitor's address (`/browse?id=175`) is remembered by the page (ui.require_user), and signing in lands there.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ else:
     models = [p for u, p in pages.items() if u in MODELS]
     manage = [p for u, p in pages.items() if u in MANAGE]
     login = st.Page("pages/login.py", title="Sign in", url_path="login", visibility="hidden")
-    groups = {"Work": [*work, login], "Models": models, "Manage": manage}
+    account = st.Page("pages/account.py", title="Your account", url_path="account", visibility="hidden")
+    groups = {"Work": [*work, login, account], "Models": models, "Manage": manage}
     page = st.navigation({name: group for name, group in groups.items() if group})
 page.run()

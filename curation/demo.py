@@ -34,15 +34,13 @@ def _records(sample_dir: Path) -> list[tuple[str, Parsed]]:
     ]
 
 
-def _planted_violations(sample_dir: Path) -> set[str]:
+_PLANTED_REASON = "Kept from the team's old FAQ sheet for the dedup walkthrough; the lead resolves the copies."
+
+
+def _planted_violations(sample_dir: Path, kind: str = "guideline_violation") -> set[str]:
     ids: set[str] = set()
     for path in sorted((sample_dir / "planted").glob("*.json")):
-        ids |= {
-            i
-            for item in json.loads(path.read_text(encoding="utf-8"))
-            if item["kind"] == "guideline_violation"
-            for i in item["ids"]
-        }
+        ids |= {i for item in json.loads(path.read_text(encoding="utf-8")) if item["kind"] == kind for i in item["ids"]}
     return ids
 
 
@@ -84,6 +82,7 @@ def load_demo(store: Store, sample_dir: Path | None = None, *, password: str | N
     authors = [p["username"] for p in people if p["role"] == "author"]
     reviewers = [p["username"] for p in people if p["role"] == "reviewer"]
     violations = _planted_violations(sample_dir)
+    copies = _planted_violations(sample_dir, "exact_duplicate")  # sent to review with their author's reason
     rng = random.Random(DEMO_SEED)
     problems: list[str] = []
     count = 0
@@ -96,7 +95,8 @@ def load_demo(store: Store, sample_dir: Path | None = None, *, password: str | N
                 store, author, parsed.content, source=f"sample:{file_name}", source_id=parsed.source_id, metadata=parsed.metadata
             )
             count += 1
-            _walk(store, example.id, author, reviewer, rng.random(), parsed.source_id in violations)
+            reason = _PLANTED_REASON if parsed.source_id in copies else None
+            _walk(store, example.id, author, reviewer, rng.random(), parsed.source_id in violations, reason)
         except GoldsmithError as error:
             problems.append(f"{file_name} {Rejection(line=parsed.line, index=parsed.index, reason='').place}: {error}")
     logs = sample_dir / "production_logs.jsonl"  # the deployed assistant's conversations, for the Production page
@@ -110,11 +110,13 @@ def load_demo(store: Store, sample_dir: Path | None = None, *, password: str | N
     return DemoSummary(users=created, examples=count, by_status=stats.by_status, production_logs=production, problems=problems)
 
 
-def _walk(store: Store, example_id: int, author: str, reviewer: str, draw: float, violation: bool) -> None:
+def _walk(
+    store: Store, example_id: int, author: str, reviewer: str, draw: float, violation: bool, reason: str | None = None
+) -> None:
     """Move one example through a plausible review history, decided by `draw` in [0, 1)."""
     if draw >= 0.92 and not violation:
         return  # still a draft
-    version = workflow.submit_example(store, author, example_id, 1).version
+    version = workflow.submit_example(store, author, example_id, 1, reason=reason).version
     if violation or draw >= 0.80:
         return  # waiting in the review queue: the planted violations are there for reviewers to catch
     if draw < 0.66:

@@ -49,7 +49,24 @@ from schemas.jobs import (
     TrainJobParams,
 )
 from schemas.reports import DemoSummary, DuplicateOf, ExampleFilter, ImportReport, Page, Rejection, Stats
-from schemas.review import DECISIONS, RUBRIC, Decision, Review, ReviewInput, Rubric
+from schemas.review import (
+    DECISIONS,
+    QUEUE_FLAGS,
+    RUBRIC,
+    Decision,
+    DiffSegment,
+    DiffTurn,
+    QueueFlag,
+    Review,
+    ReviewBrief,
+    ReviewInput,
+    ReviewQueue,
+    ReviewQueueFilter,
+    Rubric,
+    Submission,
+    TextDiff,
+    plain,
+)
 from schemas.snapshot import ExpectationResult, FailingExample, Snapshot, SnapshotManifest, ValidationReport
 from schemas.taxonomy import Target, Taxonomy
 from schemas.user import ROLES, NewUser, User, UserRole, normalise_username
@@ -107,6 +124,16 @@ __all__ = [
     "FailingExample",
     "ValidationReport",
     "ReviewInput",
+    "ReviewBrief",
+    "ReviewQueue",
+    "ReviewQueueFilter",
+    "QueueFlag",
+    "QUEUE_FLAGS",
+    "DiffSegment",
+    "DiffTurn",
+    "TextDiff",
+    "Submission",
+    "plain",
     "Role",
     "Rubric",
     "Stats",

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from schemas.example import Example
 from schemas.reports import Rejection
 
 DuplicateKind = Literal["exact", "near", "semantic"]
@@ -88,6 +89,15 @@ class DraftCheck(BaseModel):
         if self.over_limit:
             found.append(f"The conversation is about {self.tokens} tokens; shorten it below {self.max_tokens}.")
         return found
+
+
+class SavedExample(BaseModel):
+    """An example just saved (or submitted) and what the checks found in it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    example: Example
+    checks: DraftCheck
 
 
 class CoverageCell(BaseModel):

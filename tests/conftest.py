@@ -49,12 +49,17 @@ def content(prompt: str = "How do I file a claim?", response: str = "Here is how
     return ExampleContent.from_pair(prompt, response, tags=Tags(**tags))
 
 
-def make_example(store: Store, status: str = "draft", author: str = "amy", reviewer: str = "rita", **kw: str) -> Example:
-    """Create an example and walk it to `status` through the real workflow."""
+def make_example(
+    store: Store, status: str = "draft", author: str = "amy", reviewer: str = "rita", reason: str | None = "a test", **kw: str
+) -> Example:
+    """Create an example and walk it to `status` through the real workflow.
+
+    `reason` goes with the submission (tests often submit the same conversation twice, which needs one).
+    """
     example = workflow.create_example(store, author, content(**kw))
     if status == "draft":
         return example
-    example = workflow.submit_example(store, author, example.id, example.version)
+    example = workflow.submit_example(store, author, example.id, example.version, reason=reason)
     if status == "submitted":
         return example
     decision = {"approved": "approve", "rejected": "reject", "changes_requested": "request_changes", "archived": "approve"}[

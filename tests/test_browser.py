@@ -22,7 +22,7 @@ import pytest
 
 from conftest import SAMPLE_DATA
 from curation.demo import load_demo
-from curation.examples import workflow
+from curation.examples import review_queue, workflow
 from curation.store import Store
 from schemas import ExampleContent, ReviewInput
 
@@ -122,7 +122,8 @@ def _sign_in(page, username: str, heading: str) -> None:
 
 def _sign_out(page) -> None:
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_role("button", name="Sign in").wait_for()
+    page.get_by_role("button", name="Sign in").first.wait_for()
+    _settle(page)
 
 
 def _go(page, title: str) -> None:
@@ -160,33 +161,34 @@ def test_author_reviewer_lead_loop(server, browser):
     page.get_by_role("button", name="Submit for review").click()
     page.get_by_text(re.compile(r"Example \d+ submitted for review")).wait_for()
     _settle(page)
-    _shot(page, "write")
     example_id = int(
         re.search(r"Example (\d+) submitted", page.get_by_text(re.compile(r"Example \d+ submitted")).inner_text())[1]
     )
     assert store.get_example(example_id).status == "submitted"
     _sign_out(page)
 
-    # The reviewer finds it in the queue (skipping older ones) and approves it.
+    # The reviewer skips one, then opens it by its id, scores what they judged and approves it.
     _sign_in(page, "rui", "Review")
     shown = page.locator("h3", has_text=re.compile(r"^Example \d+$"))
-    for _ in range(80):
-        current = shown.inner_text()
-        if current == f"Example {example_id}":
-            break
-        page.get_by_role("button", name="Skip for now").click()
-        page.wait_for_function(
-            "([sel, before]) => { const h = [...document.querySelectorAll(sel)].map(e => e.innerText)"
-            ".find(t => /^Example \\d+$/.test(t)); return h && h !== before; }",
-            arg=["h3", current],
-        )
-        _settle(page)
-    else:
-        pytest.fail(f"example {example_id} never reached rui's review queue")
-    _shot(page, "review")
+    first = shown.inner_text()
+    page.get_by_role("button", name="Skip for now").click()
+    page.wait_for_function(
+        "([sel, before]) => { const h = [...document.querySelectorAll(sel)].map(e => e.innerText)"
+        ".find(t => /^Example \\d+$/.test(t)); return h && h !== before; }",
+        arg=["h3", first],
+    )
+    _settle(page)
+    _open_for_review(page, example_id)
+    page.get_by_role("button", name="Record review").click()  # nothing chosen: nothing recorded
+    page.get_by_text("Choose a decision").wait_for()
+    assert store.get_example(example_id).status == "submitted"
+    page.get_by_role("radiogroup", name="Accuracy").get_by_role("radio", name="5").click()
+    page.get_by_role("radiogroup", name="Decision").get_by_text("Approve", exact=True).click()
     page.get_by_role("button", name="Record review").click()
-    page.get_by_text(f"Example {example_id}: approve recorded.").wait_for()
+    page.get_by_text(f"Example {example_id}: approved.").wait_for()
     assert store.get_example(example_id).status == "approved"
+    [review] = [r for r in review_queue.reviews_of(store, example_id) if r.reviewer == "rui"]
+    assert review.rubric.scores == {"accuracy": 5}
     _go(page, "Browse")
     _shot(page, "browse")
     _sign_out(page)
@@ -224,6 +226,16 @@ def test_author_reviewer_lead_loop(server, browser):
     _go(page, "Admin")
     _shot(page, "admin")
     page.close()
+
+
+def _open_for_review(page, example_id: int) -> None:
+    if not page.get_by_role("spinbutton", name="Open example by id").is_visible():
+        page.get_by_text("Choose what to review").click()
+    box = page.get_by_role("spinbutton", name="Open example by id")
+    box.fill(str(example_id))
+    box.press("Enter")
+    page.get_by_role("heading", name=f"Example {example_id}", exact=True).wait_for()
+    _settle(page)
 
 
 def _ids(folder: Path) -> set[int]:
@@ -277,3 +289,138 @@ def _assert_inert(page, dialogs: list[str]) -> None:
         })"""
     )
     assert found == {"scripts": 0, "handlers": 0, "jsLinks": []}
+
+
+# ------------------------------------------------------------------------------------------ signing in
+
+
+def _cookie(context) -> dict:
+    return next(c for c in context.cookies() if c["name"] == "goldsmith_session")
+
+
+def test_a_reload_and_a_second_tab_stay_signed_in_until_sign_out_ends_it_everywhere(server, browser):
+    url, _ = server
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    _sign_in(page, "maya", "Write")
+    page.wait_for_function("() => true")
+    _wait_for_cookie(context)
+    cookie = _cookie(context)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+    assert "goldsmith_session" not in page.evaluate("document.cookie")  # no script can read it
+    page.reload()
+    page.get_by_role("heading", level=1, name="Write", exact=True).wait_for()
+    second = context.new_page()
+    second.set_default_timeout(TIMEOUT_MS)
+    second.goto(f"{url}/dashboard")
+    second.get_by_role("heading", level=1, name="Dashboard", exact=True).wait_for()
+    _settle(second)
+    assert second.get_by_text("Signed in as").count()
+    _settle(page)
+    _sign_out(page)
+    _go_to(second, "Browse")  # the second tab's next step finds its session ended
+    second.get_by_role("button", name="Sign in").first.wait_for()
+    assert second.get_by_text("Your session has ended").count()
+    page.wait_for_function("() => true")
+    _settle(page)
+    assert not [c for c in context.cookies() if c["name"] == "goldsmith_session"]  # and the browser dropped it
+    context.close()
+
+
+def _wait_for_cookie(context) -> None:
+    for _ in range(100):
+        if any(c["name"] == "goldsmith_session" for c in context.cookies()):
+            return
+        time.sleep(0.1)
+    pytest.fail("the session cookie was never set")
+
+
+def _go_to(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+
+
+def test_a_link_to_an_example_survives_signing_in(server, browser):
+    url, store = server
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{url}/browse?id=42")
+    page.get_by_role("button", name="Sign in").wait_for()
+    _sign_in(page, "priya", "Browse")
+    page.get_by_role("heading", name="Example 42", exact=True).wait_for()
+    assert store.get_example(42).prompt[:40] in page.locator("body").inner_text()
+    context.close()
+
+
+# ------------------------------------------------------------------------------------------ writing and reviewing
+
+
+def test_the_checks_run_as_the_author_pauses_and_show_the_question_matched(server, browser):
+    url, store = server
+    twin = store.get_example(7)
+    before = store.stats().examples
+    page = _page(browser, url)
+    _sign_in(page, "lena", "Write")
+    page.get_by_role("textbox", name="User message").fill(twin.prompt)
+    page.get_by_role("textbox", name="Ideal response").fill(twin.response)  # typing, then a pause: no blur, no save
+    page.get_by_role("heading", name="Checks as you write").wait_for()
+    page.get_by_text(re.compile(r"existing examples? looks? like this one")).wait_for()
+    _settle(page)
+    assert page.get_by_role("link", name=re.compile(rf"^Example {twin.id} · word for word")).count() == 1
+    assert page.get_by_text(twin.prompt[:60]).count() >= 2  # the matched example's question, under its link
+    assert store.stats().examples == before  # nothing was saved
+    page.get_by_role("heading", name="Checks as you write").scroll_into_view_if_needed()
+    _shot_here(page, "write")
+    page.close()
+
+
+def test_the_rubric_stays_in_view_beside_a_long_example_and_the_checks_lead(server, browser):
+    url, store = server
+    first = store.get_example(12)
+    long_turns = [{"role": "user", "content": first.prompt}, {"role": "assistant", "content": first.response}]
+    for n in range(3):
+        long_turns += [
+            {"role": "user", "content": f"And what about case {n}? " + "Please explain in detail. " * 8},
+            {"role": "assistant", "content": ("Here is the long answer, paragraph by paragraph.\n\n" * 12).strip()},
+        ]
+    copy = workflow.create_example(store, "sam", ExampleContent.model_validate({"messages": long_turns}))
+    copy = workflow.submit_example(store, "sam", copy.id, copy.version, reason="The long version teaches follow-ups.")
+    page = _page(browser, url)
+    _sign_in(page, "priya", "Review")
+    _open_for_review(page, copy.id)
+    assert page.get_by_text("The author's note: The long version teaches follow-ups.").count() == 1
+    assert page.get_by_text("Tag the example with its category").count() >= 1
+    record = page.get_by_role("button", name="Record review")
+    page.get_by_text("Here is the long answer").last.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box, height = record.bounding_box(), page.viewport_size["height"]
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, box  # pinned in view
+    page.get_by_text("Choose what to review").scroll_into_view_if_needed()
+    _shot_here(page, "review")
+    page.close()
+
+
+def test_a_click_on_a_browse_row_opens_it(server, browser):
+    url, store = server
+    page = _page(browser, url)
+    _sign_in(page, "rui", "Review")
+    _go(page, "Browse")
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + 54)  # a cell of the second row, not its checkbox
+    page.get_by_role("heading", name=re.compile(r"^Example \d+$")).wait_for()
+    _settle(page)
+    opened = int(page.get_by_role("heading", name=re.compile(r"^Example \d+$")).inner_text().split()[1])
+    assert store.get_example(opened).id == opened
+    page.close()
+
+
+def _shot_here(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))

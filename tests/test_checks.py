@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app_helpers import app, assert_no_exception, one
 from conftest import make_example
-from curation.examples.checks import check_draft
+from curation.examples import workflow
+from curation.examples.checks import check_draft, save_and_check
+from curation.examples.submissions import latest_submission
 from schemas import ExampleContent, Tags
 
 PROMPT = "How do I reach you about my claim?"
@@ -61,4 +63,23 @@ def test_the_cli_and_the_write_page_report_the_same_findings(team, db_path, monk
     shown = [w.value for w in at.warning]
     assert all(w in shown for w in by_cli["warnings"]), (shown, by_cli["warnings"])
     assert [m["example_id"] for m in by_cli["matches"]] == [1]
-    assert any("1 existing examples look like this one" in w for w in shown)
+    assert any("1 existing example looks like this one" in w for w in shown)
+
+
+def test_a_match_shows_the_question_it_repeats_not_its_system_prompt(team):
+    system = "You are Lakeshore's assistant. " * 10
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": PROMPT},
+        {"role": "assistant", "content": RESPONSE},
+    ]
+    twin = workflow.create_example(team, "al", ExampleContent.model_validate({"messages": messages}))
+    [match] = check_draft(team, ExampleContent.model_validate({"messages": messages}), semantic=False).matches
+    assert (match.example_id, match.prompt) == (twin.id, PROMPT)
+
+
+def test_a_submission_keeps_the_checks_its_author_saw(team):
+    saved = save_and_check(team, "amy", ExampleContent.from_pair(PROMPT, RESPONSE), submit=True, semantic=False)
+    assert saved.example.status == "submitted" and saved.checks.personal_data
+    kept = latest_submission(team, saved.example)
+    assert kept.checks == saved.checks and kept.submitted_by == "amy" and kept.reason == "" and kept.problems == []

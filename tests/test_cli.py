@@ -137,7 +137,7 @@ def test_multi_turn_from_a_file_and_edit_keeps_what_is_not_named(db, tmp_path):
         (["new", "--prompt", "x", "--response", "y"], 2, "say who is acting with --as USER"),
         (["new", "--prompt", "x", "--response", "y", "--as", "rita"], 1, "rita is a reviewer and cannot create example"),
         (["review", "1", "--approve", "--reject", "--as", "rita"], 2, "exactly one of"),
-        (["review", "1", "--approve", "--accuracy", "5", "--as", "rita"], 2, "missing --tone"),
+        (["withdraw", "99", "--as", "amy"], 2, "no example with id 99"),
         (["user", "set-role", "amy", "boss", "--as", "ada"], 2, "role 'boss' is not one of"),
         (["user", "add", "x", "--role", "author", "--as", "amy"], 1, "amy is an author and cannot manage users"),
         (["set-status", "published", "1", "--as", "lee"], 2, "not a status"),

@@ -128,3 +128,29 @@ def test_only_leads_import_questions_and_bad_files_are_clear(team, tmp_path):
         coverage.import_questions(team, "lee", tmp_path / "missing.jsonl")
     report = coverage.coverage_report(team)
     assert report.questions == 0 and report.gap_topics == []
+
+
+def test_a_gap_topic_is_named_by_its_most_central_question(tagged, tmp_path):
+    log = tmp_path / "q.txt"
+    log.write_text("\n".join(FLOOD + TEEN) + "\n")
+    coverage.import_questions(tagged, "lee", log)
+    for topic in coverage.coverage_report(tagged).gap_topics:
+        first = tagged.db["questions"].get(topic.question_ids[0])["text"]  # members are ordered by centrality
+        assert topic.label == first and topic.label in FLOOD + TEEN and topic.representatives[0] == first
+
+
+def test_the_coverage_map_counts_the_production_logs_questions(tagged, tmp_path):
+    from curation.insight import monitoring
+
+    logs = tmp_path / "prod.jsonl"
+    conversations = [[{"role": "user", "content": q}, {"role": "assistant", "content": "We can help."}] for q in FLOOD + TEEN]
+    logs.write_text("".join(json.dumps({"messages": m}) + "\n" for m in conversations))
+    monitoring.import_logs(tagged, "lee", logs)
+    seen = coverage.coverage_report(tagged, save_gaps=False)  # anyone may look: nothing is written
+    assert seen.questions == 6 and tagged.db["questions"].count == 0
+    assert all(m.question_id < 0 for m in seen.question_matches)
+    report = coverage.coverage_report(tagged)  # a lead's run adopts them into the question log, for tasks
+    assert report.questions == 6 and tagged.db["questions"].count == 6
+    assert {r["source"] for r in tagged.db["questions"].rows} == {"production"}
+    assert {t.label for t in report.gap_topics} <= set(FLOOD + TEEN) and len(report.gap_topics) == 2
+    assert coverage.coverage_report(tagged).questions == 6  # adopted once, not twice

@@ -271,7 +271,12 @@ def test_drafted_share_on_known_data(team):
         "by_model": {"tiny-llama": 1, "tiny-llama + run run-1": 1},
     }
     diff = draft_diff(team.get_example(changed.id))
-    assert "-Call us today." in diff and "+Call us tomorrow, please." in diff
+    assert [(s.op, s.text) for s in diff.turns[0].segments] == [
+        ("same", "Call us "),
+        ("removed", "today"),
+        ("added", "tomorrow, please"),
+        ("same", "."),
+    ]
     assert draft_diff(team.get_example(1)) is None
 
 
@@ -360,8 +365,9 @@ def test_review_page_shows_the_draft_badge_and_diff(app_store):
     at = page(app_store, "rita", "review")
     assert not at.exception
     assert "Started as a model draft (tiny-llama + run run-7)" in at.info[0].value
-    diff = at.code[0].value
-    assert f"-{DRAFT}" in diff and "+Open the app and tap Claims." in diff
+    [diff] = [h.value for h in at.html if "gs-diff" in h.value]
+    assert "From the model&#x27;s draft to the response now" in diff
+    assert "<del>Call us </del><ins>Open the app </ins>and <del>we will file it for you</del><ins>tap Claims</ins>." in diff
 
 
 def completed_run_with_adapter(store, model_folder: Path, folder: Path):

@@ -300,6 +300,21 @@ def test_production_page_shows_trends_and_makes_tasks(approved, log_file, db_pat
     assert approved.db["tasks"].count == 4
 
 
+def test_production_page_shows_bad_answers_ten_at_a_time(approved, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOLDSMITH_DB", str(db_path))
+    path = tmp_path / "bad.jsonl"
+    days = range(1, 13)
+    path.write_text("".join(chat(f"complaint number {d}", timestamp=f"2026-07-{d:02d}T15:00:00Z", rating=1) for d in days))
+    monitoring.import_logs(approved, "lee", path)
+    at = app(approved, "lee", "pages/production.py", timeout=120)
+    logs = lambda: [e.label for e in at.expander if e.label.startswith("Log ")]  # noqa: E731
+    assert len(logs()) == 10 and "complaint number 12" in logs()[0]  # newest first
+    assert any(c.value.startswith("Newest first: 1-10 of 12;") for c in at.caption)
+    [page] = [n for n in at.number_input if n.label == "Page (of 2)"]
+    page.set_value(2).run()
+    assert [label.split(" · ")[-1] for label in logs()] == ["complaint number 2", "complaint number 1"]
+
+
 def test_production_page_is_for_leads(approved, db_path, monkeypatch):
     monkeypatch.setenv("GOLDSMITH_DB", str(db_path))
     at = app(approved, "amy", "pages/production.py")

@@ -1,12 +1,15 @@
 """The example lifecycle, and the history invariant: one history row per change, none without."""
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import GOOD_RUBRIC, content, dump, make_example
-from curation.errors import Conflict, GoldsmithError, InvalidInput
+from curation.errors import Conflict, GoldsmithError, InvalidInput, PermissionDenied
 from curation.examples import taxonomy, workflow
+from curation.examples.submissions import latest_submission
 from curation.people import users
 from schemas import ReviewInput
 
@@ -220,3 +223,86 @@ def test_save_and_submit_is_one_change(team):
             team, "amy", content("Third?", " Call us. "), example_id=drafted.id, expected_version=drafted.version, submit=True
         )
     assert dump(team) == before
+
+
+# ------------------------------------------------------------------------------------------ what needs a reason
+
+
+def test_an_exact_duplicate_goes_to_review_only_with_a_reason(team):
+    first = make_example(team, "approved", prompt="Is hail covered?", response="Usually, under comprehensive.")
+    copy = workflow.create_example(team, "al", content(prompt="IS HAIL COVERED", response="usually under comprehensive"))
+    before = dump(team)
+    with pytest.raises(InvalidInput, match=rf"repeats example {first.id} \(approved\) word for word.*submit {copy.id} --reason"):
+        workflow.submit_example(team, "al", copy.id)
+    assert dump(team) == before  # refused: nothing changed
+    sent = workflow.submit_example(team, "al", copy.id, reason="  Different audience.  ")
+    assert sent.status == "submitted"
+    kept = latest_submission(team, sent)
+    assert (kept.reason, kept.problems) == ("Different audience.", [f"it repeats example {first.id} (approved) word for word"])
+    assert team.history("example", copy.id)[-1].after["reason"] == "Different audience."
+    with pytest.raises(InvalidInput, match="cannot go to review"):  # a new example straight to review, too
+        workflow.create_example(
+            team, "amy", content(prompt="Is hail covered?", response="Usually, under comprehensive."), submit=True
+        )
+
+
+def test_an_over_limit_example_goes_to_review_only_with_a_reason(team):
+    long = content(response="word " * 2000)
+    with pytest.raises(InvalidInput, match="over the model's limit of 2,048"):
+        workflow.save_example(team, "amy", long, submit=True)
+    assert team.db["examples"].count == 0  # saving and submitting are one change
+    saved = workflow.save_example(team, "amy", long, submit=True, reason="A policy summary that cannot be split.")
+    assert saved.status == "submitted"
+    approved = make_example(team, "approved", prompt="Short?", response="Short.")
+    with pytest.raises(InvalidInput, match="over the model's limit"):  # an approved example edited past the limit
+        workflow.edit_example(team, "amy", approved.id, approved.version, content(prompt="Short?", response="word " * 2000))
+
+
+def test_a_draft_of_a_draft_or_a_rejected_copy_needs_no_reason(team):
+    make_example(team, "rejected", prompt="Same?", response="Same.")
+    make_example(team, "draft", prompt="Same?", response="Same.")
+    assert make_example(team, "submitted", prompt="Same?", response="Same.", reason=None).status == "submitted"
+
+
+def test_withdraw_takes_an_example_back_to_draft(team):
+    ex = make_example(team, "submitted")
+    with pytest.raises(PermissionDenied, match="belongs to amy"):
+        workflow.withdraw_example(team, "al", ex.id)
+    back = workflow.withdraw_example(team, "amy", ex.id, ex.version)
+    assert (back.status, back.version) == ("draft", ex.version + 1)
+    assert team.history("example", ex.id)[-1].action == "withdraw"
+    with pytest.raises(InvalidInput, match="is draft; only submitted examples can be withdrawn"):
+        workflow.withdraw_example(team, "amy", ex.id)
+    lead = workflow.submit_example(team, "amy", ex.id)
+    assert workflow.withdraw_example(team, "lee", lead.id).status == "draft"  # a lead may too
+
+
+def test_a_bulk_move_to_review_needs_a_comment_for_duplicates(team):
+    make_example(team, "approved", prompt="Same?", response="Same.")
+    copy = make_example(team, "rejected", prompt="same", response="same")
+    with pytest.raises(InvalidInput, match=f"{copy.id} \\(it repeats example 1 .*without a comment"):
+        workflow.bulk_set_status(team, "lee", [copy.id], "submitted")
+    [moved] = workflow.bulk_set_status(team, "lee", [copy.id], "submitted", comment="checked: keep both")
+    assert latest_submission(team, moved).reason == "checked: keep both"
+
+
+def test_the_cli_twins_submit_with_a_reason_withdraw_and_read_the_queue(team, db_path):
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, [*args, "--db", str(db_path)])
+
+    make_example(team, "approved", prompt="Same?", response="Same.")
+    copy = workflow.create_example(team, "al", content(prompt="same", response="same"))
+    refused = run("submit", str(copy.id), "--as", "al")
+    assert refused.exit_code == 2 and f"goldsmith submit {copy.id} --reason TEXT" in refused.stderr
+    assert run("submit", str(copy.id), "--as", "al", "--reason", "on purpose").exit_code == 0
+    listed = run("queue", "--as", "rita", "--flag", "exact_duplicate", "--flag", "has_reason", "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["next"]["id"] == copy.id
+    assert "1 waiting for you; 0 match the filters." in run("queue", "--as", "rita", "--category", "billing").stdout
+    done = run("withdraw", str(copy.id), "--as", "al")
+    assert done.exit_code == 0 and team.get_example(copy.id).status == "draft"
+    scored = run("review", "1", "--as", "rob", "--approve", "--tone", "4")  # a decided example: refused, but parsed
+    assert scored.exit_code != 0 and "only submitted examples can be reviewed" in scored.stderr

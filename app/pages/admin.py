@@ -28,9 +28,14 @@ def done(message: str) -> None:
     st.rerun()
 
 
-people_tab, taxonomy_tab, guidelines_tab = st.tabs(["Users and roles", "Taxonomy and targets", "Guidelines and review"])
+# Stateful tabs: a save reruns the page on the same tab (its errors show where the admin is looking),
+# and only the open tab's content runs.
+people_tab, taxonomy_tab, guidelines_tab = st.tabs(
+    ["Users and roles", "Taxonomy and targets", "Guidelines and review"], key="admin_tab", on_change="rerun"
+)
 
-with people_tab:
+
+def _people() -> None:
     people = store.list_users()
     st.dataframe(
         [
@@ -85,7 +90,8 @@ with people_tab:
                 if changed is not None:
                     done(f"Password of {target.username} changed.")
 
-with taxonomy_tab:
+
+def _taxonomy() -> None:
     taxonomy, version = get_taxonomy(store)
     st.caption(f"Version {version}. One value per line; an empty list leaves that tag free.")
     with st.form(f"taxonomy-{version}"):
@@ -126,16 +132,21 @@ with taxonomy_tab:
             if saved:
                 done(f"Taxonomy saved (version {saved}).")
 
-with guidelines_tab:
+
+def _guidelines() -> None:
     text, g_version = get_guidelines(store)
-    with st.form(f"guidelines-{g_version}"):
-        new_text = st.text_area("Guidelines (Markdown)", text, height=360)
-        if st.form_submit_button("Save guidelines", type="primary"):
+    key = f"guidelines-{g_version}"
+    edit, preview = st.columns(2, gap="large")
+    with edit:
+        new_text = st.text_area("Guidelines (Markdown)", text, height=420, key=key)
+        if st.button("Save guidelines", type="primary", key=f"save-{key}"):
             saved = ui.attempt(lambda: set_guidelines(store, user.username, new_text, g_version))
             if saved:
                 done(f"Guidelines saved (version {saved}).")
-    with st.expander("Preview"):
-        ui.markdown(text)
+    with preview:
+        st.markdown("**Preview of your edit**" + (" (not saved yet)" if new_text != text else ""))
+        with st.container(height=420, border=True):
+            ui.markdown(new_text, small_headings=True)
     share = review_queue.overlap_share(store)
     with st.form(f"overlap-{share}"):
         picked = st.slider(
@@ -146,3 +157,9 @@ with guidelines_tab:
             and ui.attempt(lambda: review_queue.set_overlap_share(store, user.username, picked)) is not None
         ):
             done(f"{picked:.0%} of examples now get two reviews.")
+
+
+for tab, draw in ((people_tab, _people), (taxonomy_tab, _taxonomy), (guidelines_tab, _guidelines)):
+    with tab:
+        if tab.open is not False:
+            draw()

@@ -1,16 +1,20 @@
-"""Browse: full-text search with filters and server-side pagination; one example with its reviews and history."""
+"""Browse: full-text search with filters and server-side pagination; a click on a row opens that example
+with its reviews and history."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 
 import streamlit as st
 
 from app import ui
+from curation.examples.review_queue import reviews_of
 from curation.examples.taxonomy import get_taxonomy
 from curation.people.permissions import can
-from schemas import STATUSES, ExampleFilter, one_line
+from schemas import STATUSES, ExampleFilter, one_line, plain
+from schemas.review import DECIDED
 
 user = ui.require_user()
 store = ui.store()
@@ -24,8 +28,8 @@ if "id" in st.query_params:  # a link from another page (a duplicate match, a cl
     del st.query_params["id"]
 
 
-def _select(label: str, options: tuple[str, ...] | list[str], key: str) -> str | None:
-    picked = st.selectbox(label, ["(any)", *options], key=key)
+def _select(label: str, options: tuple[str, ...] | list[str], key: str, words: Callable[[str], str] = str) -> str | None:
+    picked = st.selectbox(label, ["(any)", *options], key=key, format_func=lambda v: v if v == "(any)" else words(v))
     return None if picked == "(any)" else picked
 
 
@@ -33,7 +37,7 @@ with st.container(border=True):
     query = st.text_input("Search prompts and responses", key="browse_q", placeholder="e.g. hail roof")
     c1, c2, c3, c4, c5 = st.columns(5)
     with c1:
-        status = _select("Status", STATUSES, "browse_status")
+        status = _select("Status", STATUSES, "browse_status", plain)
     with c2:
         author = _select("Author", [u.username for u in store.list_users()], "browse_author")
     with c3:
@@ -72,7 +76,7 @@ if page:
     rows = [
         {
             "id": e.id,
-            "status": e.status,
+            "status": plain(e.status),
             "author": e.author,
             "category": e.tags.category or "",
             "type": e.tags.response_type or "",
@@ -81,10 +85,14 @@ if page:
         }
         for e in page.items
     ]
-    picked = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="single-row", key="browse_table")
-    chosen = picked.selection.rows if picked and hasattr(picked, "selection") else []
-    if chosen:
-        st.session_state["browse_open"] = rows[chosen[0]]["id"]
+    # A click on any cell opens its example (the row's checkbox still works too).
+    picked = st.dataframe(
+        rows, hide_index=True, on_select="rerun", selection_mode=["single-row", "single-cell"], key="browse_table"
+    )
+    selection = picked.selection if picked and hasattr(picked, "selection") else None
+    chosen = (selection.rows or [cell[0] for cell in selection.cells]) if selection else []
+    if chosen and chosen[0] < len(rows) and rows[chosen[0]]["id"] != st.session_state.get("browse_shown_pick"):
+        st.session_state["browse_open"] = st.session_state["browse_shown_pick"] = rows[chosen[0]]["id"]
 
 st.number_input(
     "Open example by id",
@@ -102,7 +110,7 @@ if opened:
         st.divider()
         st.subheader(f"Example {example.id}")
         st.caption(
-            f"{example.status} · version {example.version} · by {example.author} · {ui.tags_line(example)} · "
+            f"{plain(example.status)} · version {example.version} · by {example.author} · {ui.tags_line(example)} · "
             f"source {example.source}" + (f" ({example.source_id})" if example.source_id else "")
         )
         if can(user, "edit_example") and (user.role == "lead" or example.author == user.username):
@@ -114,12 +122,12 @@ if opened:
             ui.conversation(example)
         with side:
             st.markdown("**Reviews**")
-            reviews = store.reviews_for(example.id)
+            reviews = reviews_of(store, example.id)
             if not reviews:
                 st.caption("Not reviewed yet.")
             for r in reviews:
-                scores = f" · {', '.join(f'{k} {v}' for k, v in r.rubric.model_dump().items())}" if r.rubric else ""
-                st.markdown(f"**{r.reviewer}** · version {r.example_version} · {r.decision.replace('_', ' ')}{scores}")
+                scores = f" · {', '.join(f'{k} {v}' for k, v in r.rubric.scores.items())}" if r.rubric else ""
+                st.markdown(f"**{r.reviewer}** · version {r.example_version} · {DECIDED[r.decision]}{scores}")
                 if r.comment:
                     ui.markdown(r.comment)
             st.markdown("**History**")

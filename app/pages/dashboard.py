@@ -5,6 +5,8 @@ process, so the page never waits for the model)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -13,10 +15,11 @@ from app import ui
 from curation.examples import review_queue
 from curation.examples.drafts import drafted_share
 from curation.insight import coverage
+from curation.insight.coverage import import_question_log
 from curation.insight.tasks import create_tasks
 from curation.people.permissions import can
 from curation.people.users import assignable_authors
-from schemas import GapTopic, Job, one_line
+from schemas import DuplicateResolution, GapTopic, Job, one_line
 from training.drafts import start_gap_drafting
 from training.jobs import get_job, latest_job, list_jobs
 
@@ -70,12 +73,25 @@ if cells:
             for c in cells
         ]
     )
-    base = alt.Chart(heat).encode(x=alt.X("response type:N"), y=alt.Y("category:N"))
-    chart = base.mark_rect().encode(
-        color=alt.Color("filled:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1]), title="share of target"),
+    base = alt.Chart(heat).encode(
+        x=alt.X("response type:N", axis=alt.Axis(labelAngle=-25, labelLimit=0, title=None)),
+        y=alt.Y("category:N", axis=alt.Axis(labelLimit=0, title=None)),
+    )
+    # Dark cells (both ends of red-yellow-green) get white numbers, light ones black; a cell without a target is grey.
+    dark = "datum.filled != null && (datum.filled < 0.3 || datum.filled > 0.75)"
+    chart = base.mark_rect(stroke="white").encode(
+        color=alt.Color(
+            "filled:Q",
+            scale=alt.Scale(scheme="redyellowgreen", domain=[0, 1]),
+            title="share of target",
+            legend=alt.Legend(format="%"),
+        ),
         tooltip=["category", "response type", "approved", "target"],
-    ) + base.mark_text(baseline="middle").encode(text="label:N")
-    st.altair_chart(chart, width="stretch")
+    ) + base.mark_text(baseline="middle", fontSize=13).encode(
+        text="label:N", color=alt.condition(dark, alt.value("white"), alt.value("#1f1f1f"))
+    )
+    categories = heat["category"].nunique()
+    st.altair_chart(chart.properties(height=max(160, 38 * categories)), width="stretch")
     thin = [c for c in cells if c.target and c.approved < c.target][:5]
     if thin:
         st.caption("Thinnest cells: " + "; ".join(f"{c.category} / {c.response_type} ({c.approved} of {c.target})" for c in thin))
@@ -126,7 +142,17 @@ d3.metric(
 if drafts.by_model:
     st.caption("Drafted by: " + "; ".join(f"{ui.safe_markdown_text(m)} ({n})" for m, n in drafts.by_model.items()))
 
+
 # ------------------------------------------------------------------------------------------ duplicates
+def _resolved(done: DuplicateResolution) -> str:
+    ids = ", ".join(map(str, done.example_ids))
+    if done.resolution == "intended_variation":
+        return f"Cluster {ids} marked as intended variation; it is no longer reported and nothing was archived."
+    archived = ", ".join(map(str, done.archived)) or "nothing"
+    merged = " (its labels gained the others')" if done.resolution == "merge" else ""
+    return f"Cluster {ids}: kept example {done.kept_id}{merged}, archived {archived}."
+
+
 st.subheader("Duplicate clusters")
 methods = st.multiselect("Methods", ["exact", "near", "semantic"], default=["exact", "near"], key="dash_methods")
 keep_punctuation = st.checkbox(
@@ -174,8 +200,9 @@ if dups is not None:
                             )
                         )
                         if done:
-                            st.session_state.pop("dash_dups", None)
-                            st.session_state["dash_flash"] = f"Cluster {', '.join(map(str, done.example_ids))} resolved."
+                            rest = [c for c in dups.clusters if c.ids != cluster.ids]  # the other clusters stay listed
+                            st.session_state["dash_dups"] = dups.model_copy(update={"clusters": rest})
+                            st.session_state["dash_flash"] = _resolved(done)
                             st.rerun()
     if len(dups.clusters) > 30:
         st.caption(f"Showing 30 of {len(dups.clusters)}; resolve these first or use `goldsmith dedup`.")
@@ -191,10 +218,24 @@ if st.button("Compute the coverage map", icon=":material/scatter_plot:"):
             result = None
     if result is not None:
         st.session_state["dash_cov"] = result
+if can(user, "manage_coverage"):
+    with st.expander("Add a question log", icon=":material/upload_file:"):
+        st.caption(
+            "Real questions users asked (JSONL with a `text` or `question` field, or one question per line). "
+            "The production logs' questions (Production page) count too."
+        )
+        log = st.file_uploader("Question log", type=["jsonl", "json", "txt", "csv"], key="dash_questions")
+        if log is not None and st.button("Import the questions", icon=":material/upload:"):
+            added = ui.attempt(partial(import_question_log, store, user.username, log.name, log.getvalue()))
+            if added is not None:
+                st.session_state["dash_flash"] = (
+                    f"{added.imported} questions added, {added.duplicates} already known, {len(added.rejected)} rejected."
+                )
+                st.rerun()
 cov = st.session_state.get("dash_cov")
 if cov is not None:
     if not cov.questions:
-        st.info("No real questions imported yet: `goldsmith coverage --queries FILE --as LEAD` adds a question log.")
+        st.info("No real questions yet: add a question log above, or import production logs on the Production page.")
     else:
         st.caption(f"{cov.covered_questions} of {cov.questions} real questions are covered (similarity ≥ {cov.threshold}).")
         points = pd.DataFrame(

@@ -16,6 +16,8 @@ from curation.insight import monitoring
 from curation.people.users import assignable_authors
 from schemas import one_line
 
+BAD_PER_PAGE = 10
+
 user = ui.require_user("manage_coverage")
 store = ui.store()
 
@@ -144,7 +146,12 @@ for n, gap in enumerate(report.gap_topics):
 st.subheader(f"Badly rated answers ({len(report.bad_answers)})")
 if not report.bad_answers:
     st.caption("No answer was rated 1-2 or got a thumbs down.")
-for bad in report.bad_answers[:30]:
+# Ten at a time: every expander's conversation is drawn even while it is closed, and 30 of them made
+# the page three times slower to show (bench/results/app_browser.md).
+pages = max(1, -(-len(report.bad_answers) // BAD_PER_PAGE))
+number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="prod_bad_page") if pages > 1 else 1
+first = (number - 1) * BAD_PER_PAGE
+for bad in report.bad_answers[first : first + BAD_PER_PAGE]:
     day = f"{bad.received_at:%Y-%m-%d}" if bad.received_at else "undated"
     with st.expander(f"Log {bad.log_id} · {bad.verdict} · {day} · {one_line(bad.question, 80)}"):
         ui.conversation(bad)
@@ -161,5 +168,6 @@ for bad in report.bad_answers[:30]:
                     if made is not None:
                         st.session_state["prod_flash"] = f"Task {made[0].id} for {assignee}: {one_line(made[0].question, 80)}"
                         st.rerun()
-if len(report.bad_answers) > 30:
-    st.caption(f"Showing the newest 30 of {len(report.bad_answers)}; `goldsmith monitor` lists them all.")
+if pages > 1:
+    shown = f"{first + 1}-{min(first + BAD_PER_PAGE, len(report.bad_answers))}"
+    st.caption(f"Newest first: {shown} of {len(report.bad_answers)}; `goldsmith monitor` lists them all.")

@@ -24,22 +24,74 @@ if flash:
     st.success(flash, icon=":material/check_circle:")
 
 
+# Each check of the validation suite in a lead's words, and what to do when it fails (by its name's start).
+CHECKS = {
+    "messages_not_empty": ("Every example has a conversation", None),
+    "prompt_present": ("Every example has a question", "Write the question, or archive the example."),
+    "prompt_not_empty": ("No question is blank", "Write the question, or archive the example."),
+    "response_present": ("Every example has an answer", "Write the answer, or archive the example."),
+    "response_not_empty": ("No answer is blank", "Write the answer, or archive the example."),
+    "roles_well_formed": ("Turns alternate question and answer", "Fix the order of the turns on the Write page."),
+    "tokens_within_limit": ("Fits the model's token limit", "Shorten or split the example."),
+    "content_unique": (
+        "No conversation appears twice",
+        "Keep one copy of each and archive the rest (Dashboard, Duplicate clusters), then cut the snapshot again.",
+    ),
+    "no_leak_into_eval": (
+        "No eval example repeats a train example",
+        "Archive one of each pair, or resolve the pair as a duplicate cluster so the split keeps it on one side.",
+    ),
+}
+TAGS = {"category": "category", "response_type": "response type", "knowledge_area": "knowledge area"}
+
+
+def check_words(name: str, description: str) -> tuple[str, str]:
+    """(title, what to do) for one check of the suite, in words a lead reads."""
+    if name in CHECKS:
+        title, fix = CHECKS[name]
+        return title, fix or description
+    for key, words in TAGS.items():
+        if name == f"{key}_in_taxonomy":
+            return f"The {words} is one of the taxonomy's", "Retag the example, or add the value to the taxonomy (Admin)."
+        if name == f"{key}_present":
+            return f"Every example has a {words}", "Tag the example on the Write page."
+    personal = (("email", "an email address"), ("phone_number", "a personal phone number"), ("card_number", "a card number"))
+    for kind, words in personal:
+        for field, where in (("prompt", "question"), ("response", "answer")):
+            if name == f"no_{kind}_in_{field}":
+                return f"No {words} in the {where}", description
+    return name.replace("_", " ").capitalize(), description
+
+
 def report_table(report: ValidationReport) -> None:
-    """A validation report: one row per expectation, failures first."""
+    """A validation report: one row per check, failures first; then each failing example, a link away."""
+    order = {"FAILED": 0, "warning": 1, "ok": 2}
     rows = sorted(
         (
             {
                 "result": "ok" if e.success else ("FAILED" if e.severity == "critical" else "warning"),
-                "expectation": e.name,
+                "check": check_words(e.name, e.description)[0],
                 "examples": e.unexpected_count,
-                "where": ", ".join(f"{x.split} {x.id}" for x in e.unexpected_examples[:8]),
-                "what it means": e.description,
+                "what to do": check_words(e.name, e.description)[1] if not e.success else "",
             }
             for e in report.expectations
         ),
-        key=lambda r: {"FAILED": 0, "warning": 1, "ok": 2}[str(r["result"])],
+        key=lambda r: order[str(r["result"])],
     )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
+    failing = [
+        {"example": f"/browse?id={x.id}", "split": x.split, "check": check_words(e.name, e.description)[0]}
+        for e in report.expectations
+        if not e.success
+        for x in e.unexpected_examples
+    ]
+    if failing:
+        st.markdown("**Examples to fix** (click one to open it)")
+        st.dataframe(
+            pd.DataFrame(failing),
+            hide_index=True,
+            column_config={"example": st.column_config.LinkColumn("example", display_text=r"/browse\?id=(\d+)")},
+        )
 
 
 with st.form(f"snapshot-{ui.form_token('snapshot')}", border=True):
@@ -90,9 +142,10 @@ if create:
 
 blocked = st.session_state.get("snap_blocked")
 if blocked:
+    failed = [check_words(e.name, e.description)[0] for e in blocked.expectations if e.name in blocked.critical_failures]
     st.error(
-        f"The snapshot was not written: {len(blocked.critical_failures)} critical expectations failed "
-        f"({', '.join(blocked.critical_failures)}). Fix those examples, or override with a reason that is recorded.",
+        f"The snapshot was not written: {len(failed)} required check{'s' if len(failed) > 1 else ''} failed "
+        f"({'; '.join(failed)}). Fix the examples listed below, or publish it anyway with a reason that is recorded.",
         icon=":material/block:",
     )
     report_table(blocked)

@@ -18,12 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from curation.errors import InvalidInput, invalid
+from curation.examples.diffs import word_segments
 from curation.examples.taxonomy import check_tags
 from curation.examples.workflow import SUBMITTABLE, create_example, state_error
 from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.store import Store, now
-from schemas import Example, ExampleContent, Tags
+from schemas import DiffTurn, Example, ExampleContent, Tags, TextDiff
 from schemas.drafts import DraftedShare, DraftProvenance
 
 
@@ -154,17 +155,14 @@ def edit_distance(draft: str, final: str) -> float:
     return 1.0 - difflib.SequenceMatcher(None, draft, final, autojunk=False).ratio()
 
 
-def draft_diff(example: Example) -> list[str] | None:
-    """A unified diff of the model's draft against the current response (None: not model-drafted)."""
+def draft_diff(example: Example) -> TextDiff | None:
+    """The current response against the model's draft, word by word (None: not model-drafted)."""
     mark = example.drafted_by
     if mark is None:
         return None
     draft = str(mark.get("draft", ""))
-    return list(
-        difflib.unified_diff(
-            draft.splitlines(), example.response.splitlines(), "model draft", "current response", lineterm="", n=2
-        )
-    )
+    turn = DiffTurn(label="The last response", segments=word_segments(draft, example.response))
+    return TextDiff(before="the model's draft", after="the response now", turns=[turn])
 
 
 def draft_label(mark: dict[str, Any]) -> str:

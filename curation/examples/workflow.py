@@ -9,6 +9,10 @@
 Every function takes the acting username, checks the role and ownership rules in
 curation.people.permissions inside the write transaction, and changes nothing when refused.
 
+An exact duplicate of an approved or waiting example, or a conversation over the model's token
+limit, goes to review only with a reason from its author (curation.examples.submissions), and every
+submission keeps what the checks found for the reviewer to read.
+
 A model may draft, only a person approves: an example whose metadata carries `drafted_by` (see
 curation.examples.drafts) cannot be submitted until its author has edited the model's text or
 accepted it as is (`drafts.accept_draft`), and then it is reviewed like any other example.
@@ -21,6 +25,7 @@ from typing import Any
 
 from curation.errors import InvalidInput
 from curation.examples.review_queue import needs_another_review
+from curation.examples.submissions import problems_in, quick_check, reason_needed, record_submission
 from curation.examples.taxonomy import check_tags
 from curation.people.permissions import require
 from curation.people.users import acting_user, assignable_author
@@ -61,11 +66,13 @@ def create_example(
     source_id: str | None = None,
     metadata: dict[str, Any] | None = None,
     author: str | None = None,
+    reason: str | None = None,
 ) -> Example:
     """Write a new example as `actor` (its author), as a draft or straight to review.
 
     `author` gives it to someone else to own (a lead handing out work, such as a model's draft of
-    a gap topic's question); they must be able to write examples.
+    a gap topic's question); they must be able to write examples. `reason` is the author's word to
+    the reviewer, needed to send an exact duplicate or an over-limit example to review.
     """
     with store.write():
         user = acting_user(store, actor)
@@ -75,7 +82,8 @@ def create_example(
             require(user, "manage_coverage")  # only a lead assigns work to another author
             owner = assignable_author(store, author)
         check_tags(store, content.tags)
-        return store.insert_example(
+        found = reason_needed(store, content, None, reason) if submit else None
+        example = store.insert_example(
             messages=content.messages,
             tags=content.tags,
             author=owner.username,
@@ -85,14 +93,26 @@ def create_example(
             source_id=source_id,
             metadata=metadata,
         )
+        if found is not None:
+            record_submission(store, example, user.username, reason, *found)
+        return example
 
 
-def edit_example(store: Store, actor: str, example_id: int, expected_version: int | None, content: ExampleContent) -> Example:
+def edit_example(
+    store: Store,
+    actor: str,
+    example_id: int,
+    expected_version: int | None,
+    content: ExampleContent,
+    *,
+    reason: str | None = None,
+) -> Example:
     """Replace an example's conversation and tags.
 
     Drafts and changes_requested examples keep their status; editing an approved example
-    sends it back to review. An edit that changes nothing saves nothing. `expected_version` is
-    the version the author read (None: whatever is current, for scripts that read nothing first).
+    sends it back to review (with a reason, when it needs one: see submit_example). An edit that
+    changes nothing saves nothing. `expected_version` is the version the author read (None:
+    whatever is current, for scripts that read nothing first).
     """
     with store.write():
         user = acting_user(store, actor)
@@ -102,9 +122,14 @@ def edit_example(store: Store, actor: str, example_id: int, expected_version: in
             raise state_error(example, "edited", EDITABLE)
         check_tags(store, content.tags)
         changes: dict[str, Any] = {"messages": content.messages, "tags": content.tags}
+        found = None
         if example.status == "approved" and (content.messages, content.tags) != (example.messages, example.tags):
             changes["status"] = "submitted"
-        return store.update_example(example_id, _version(example, expected_version), user.username, "edit", changes)
+            found = reason_needed(store, content, example_id, reason)
+        saved = store.update_example(example_id, _version(example, expected_version), user.username, "edit", changes)
+        if found is not None:
+            record_submission(store, saved, user.username, reason, *found)
+        return saved
 
 
 def _version(example: Example, expected_version: int | None) -> int:
@@ -120,6 +145,7 @@ def save_example(
     example_id: int | None = None,
     expected_version: int | None = None,
     submit: bool = False,
+    reason: str | None = None,
 ) -> Example:
     """Save what an author wrote and, with `submit`, send it to review: one change, all or nothing.
 
@@ -131,27 +157,44 @@ def save_example(
         expected_version: the version the author opened (a change in between is a Conflict).
         submit: also submit it (a draft or changes_requested example; an edited approved example
             goes back to review by itself).
+        reason: the author's word to the reviewer, needed to send an exact duplicate or an
+            over-limit example to review.
     """
     with store.write():
         if example_id is None:
-            return create_example(store, actor, content, submit=submit)
-        saved = edit_example(store, actor, example_id, expected_version, content)
+            return create_example(store, actor, content, submit=submit, reason=reason)
+        saved = edit_example(store, actor, example_id, expected_version, content, reason=reason)
         if submit and saved.status in SUBMITTABLE:
-            saved = submit_example(store, actor, saved.id, saved.version)
+            saved = submit_example(store, actor, saved.id, saved.version, reason=reason)
         return saved
 
 
 def _move(
-    store: Store, actor: str, example_id: int, expected_version: int | None, action: str, allowed: set[str], target: str
+    store: Store,
+    actor: str,
+    example_id: int,
+    expected_version: int | None,
+    action: str,
+    allowed: set[str],
+    target: str,
+    *,
+    permission: str | None = None,
+    done: str | None = None,
+    note: dict[str, Any] | None = None,
 ) -> Example:
-    """One status move: check role, ownership and current status, then save with history."""
+    """One status move: check role, ownership and current status, then save with history.
+
+    `permission` is the action the role needs (default `{action}_example`), `done` the past tense
+    an error uses (default `{action}ed`), `note` what the history row keeps besides the change.
+    """
     with store.write():
         user = acting_user(store, actor)
         example = store.get_example(example_id)
-        require(user, f"{action}_example", example)
+        require(user, permission or f"{action}_example", example)
         if example.status not in allowed:
-            raise state_error(example, f"{action}{'t' if action == 'submit' else ''}ed", allowed)
-        return store.update_example(example_id, _version(example, expected_version), user.username, action, {"status": target})
+            raise state_error(example, done or f"{action}ed", allowed)
+        version = _version(example, expected_version)
+        return store.update_example(example_id, version, user.username, action, {"status": target}, note=note)
 
 
 def _untouched_error(example: Example) -> InvalidInput:
@@ -162,18 +205,49 @@ def _untouched_error(example: Example) -> InvalidInput:
     )
 
 
-def submit_example(store: Store, actor: str, example_id: int, expected_version: int | None = None) -> Example:
+def submit_example(
+    store: Store, actor: str, example_id: int, expected_version: int | None = None, *, reason: str | None = None
+) -> Example:
     """Send a draft (or a reworked changes_requested example) to the review queue.
 
+    An exact duplicate of an approved or waiting example, or a conversation over the model's
+    token limit, needs `reason`: the author's word to the reviewer, who reads it with the checks.
+
     Raises:
-        InvalidInput: the example is a model draft its author has neither edited nor accepted.
+        InvalidInput: the example is a model draft its author has neither edited nor accepted, or it
+            needs a reason and has none.
     """
     with store.write():
         example = store.get_example(example_id)
-        if example.status in SUBMITTABLE and example.draft_untouched:
+        found = None
+        if example.status in SUBMITTABLE:
             require(acting_user(store, actor), "submit_example", example)  # a stranger learns nothing about it
-            raise _untouched_error(example)
-        return _move(store, actor, example_id, expected_version, "submit", SUBMITTABLE, "submitted")
+            if example.draft_untouched:
+                raise _untouched_error(example)
+            found = reason_needed(store, example, example.id, reason)
+        note = {"reason": reason.strip()} if reason and reason.strip() else None
+        moved = _move(store, actor, example_id, expected_version, "submit", SUBMITTABLE, "submitted", done="submitted", note=note)
+        if found is not None:
+            record_submission(store, moved, acting_user(store, actor).username, reason, *found)
+        return moved
+
+
+def withdraw_example(store: Store, actor: str, example_id: int, expected_version: int | None = None) -> Example:
+    """Take an example waiting for review back to draft (its author or a lead), to change it before anyone judges it.
+
+    A review already recorded for it (the first of two) stays in its history.
+    """
+    return _move(
+        store,
+        actor,
+        example_id,
+        expected_version,
+        "withdraw",
+        {"submitted"},
+        "draft",
+        permission="submit_example",
+        done="withdrawn",
+    )
 
 
 def review_example(store: Store, actor: str, example_id: int, expected_version: int | None, review: ReviewInput) -> Review:
@@ -204,8 +278,8 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
                 "rubric": review.rubric.model_dump() if review.rubric else None,
                 "comment": review.comment,
             }
-        )
-        note = {"review_id": stored.id, "rubric": review.rubric and review.rubric.model_dump(), "comment": review.comment}
+        ).model_copy(update={"rubric": review.rubric})  # the scores given, even when accuracy is not among them
+        note = {"review_id": stored.id, "rubric": review.rubric and review.rubric.scores, "comment": review.comment}
         if first_of_two:  # overlap: recorded, but the example waits for a second, independent review
             store.add_history("example", example_id, "first_review", user.username, None, note | {"decision": review.decision})
             return stored
@@ -222,7 +296,7 @@ def review_example(store: Store, actor: str, example_id: int, expected_version: 
 
 def archive_example(store: Store, actor: str, example_id: int, expected_version: int | None = None) -> Example:
     """Retire an approved or rejected example (leads); it stays in the store and its history."""
-    return _move(store, actor, example_id, expected_version, "archive", ARCHIVABLE, "archived")
+    return _move(store, actor, example_id, expected_version, "archive", ARCHIVABLE, "archived", done="archived")
 
 
 def bulk_set_status(store: Store, actor: str, example_ids: Iterable[int], status: str, *, comment: str = "") -> list[Example]:
@@ -260,7 +334,17 @@ def bulk_set_status(store: Store, actor: str, example_ids: Iterable[int], status
             own = [str(e.id) for e in examples if e.author == user.username]
             if own:
                 raise InvalidInput(f"you wrote {', '.join(own)}; another reviewer must decide on them. Nothing was changed")
+        checked = {e.id: quick_check(store, e, exclude_id=e.id) for e in examples} if status == "submitted" else {}
+        needing = [f"{i} ({'; '.join(problems)})" for i, c in checked.items() if (problems := problems_in(c))]
+        if needing and not comment.strip():
+            raise InvalidInput(
+                f"{', '.join(needing)} cannot go to review without a comment that tells the reviewers why. Nothing was changed"
+            )
         note = {"comment": comment} if comment else None
-        return [
+        moved = [
             store.update_example(e.id, e.version, user.username, "bulk_set_status", {"status": status}, note) for e in examples
         ]
+        for example in moved:
+            if example.id in checked:
+                record_submission(store, example, user.username, comment, problems_in(checked[example.id]), checked[example.id])
+        return moved

@@ -1,14 +1,15 @@
 """Coverage: approved examples against the taxonomy's targets, and against real user questions.
 
-Real questions (a log of prompts) are matched to their nearest approved example by embedding
-similarity; the ones below the threshold are clustered into gap topics, and a gap topic can be
+Real questions (the question log, and the questions of the deployed model's production logs) are
+matched to their nearest approved example by embedding similarity; the ones below the threshold
+are clustered into gap topics, each named by its most central question, and a gap topic can be
 turned into authoring tasks (curation.insight.tasks).
 """
 
 from __future__ import annotations
 
 import json
-import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +24,11 @@ from curation.people.permissions import require
 from curation.people.users import acting_user
 from curation.similarity.cache import embeddings
 from curation.store import Store, now
-from schemas import CoverageCell, CoverageReport, GapTopic, MapPoint, QuestionImportReport, QuestionMatch, Rejection
+from schemas import CoverageCell, CoverageReport, GapTopic, MapPoint, QuestionImportReport, QuestionMatch, Rejection, one_line
 
 DEFAULT_THRESHOLD = 0.5  # measured on the sample question log: see the README
 DEFAULT_GAP_DISTANCE = 0.65  # average cosine distance; on the sample log this recovers the planted gap topics
-_STOP = frozenset(
-    """a an and are as at be but by can do does for from get got has have how i if in is it its me my no not of on or our so
-    that the their them then there they this to was we what when where which who why will with you your im ive dont cant
-    just about would should could any been into also than too very much more some""".split()  # noqa: SIM905
-)
+LABEL_WIDTH = 90  # a gap topic's name: its most central question, cut to this many characters
 
 
 def taxonomy_coverage(store: Store) -> list[CoverageCell]:
@@ -93,10 +90,45 @@ def import_questions(store: Store, actor: str, path: Path) -> QuestionImportRepo
     return QuestionImportReport(file=path.name, imported=added, duplicates=duplicates, rejected=rejected)
 
 
-def _label(texts: list[str], background: Counter) -> str:
-    words = Counter(w for t in texts for w in set(re.findall(r"[a-z][a-z'-]{2,}", t.casefold())) if w not in _STOP)
-    ranked = sorted(words, key=lambda w: (-words[w] / (1 + background[w]) ** 0.5, w))
-    return ", ".join(ranked[:3]) or "misc"
+def import_question_log(store: Store, actor: str, name: str, data: bytes) -> QuestionImportReport:
+    """`import_questions` for a file that arrived as bytes (the Dashboard's upload); `name` gives its format."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / (Path(name).name or "questions.jsonl")
+        path.write_bytes(data)
+        return import_questions(store, actor, path)
+
+
+def real_questions(store: Store, *, adopt: bool = False) -> list[dict]:
+    """The question log plus the production logs' questions it lacks (case and spacing aside), in order.
+
+    With `adopt` (a lead's coverage run), those production questions join the question log
+    (source "production"), so gap topics and authoring tasks can name them; otherwise they carry
+    the negative of their log id.
+    """
+    rows = list(store.db.query("SELECT id, text FROM questions ORDER BY id"))
+    known = {r["content_hash"] for r in store.db.query("SELECT content_hash FROM questions")}
+    extra = []
+    for log in store.db.query("SELECT id, question, received_at FROM prod_logs ORDER BY id"):
+        key = question_key(log["question"])
+        if key not in known:
+            known.add(key)
+            extra.append({"id": -log["id"], "text": log["question"], "key": key, "log": log})
+    if adopt and extra:
+        with store.write():
+            for item in extra:
+                log = item.pop("log")
+                item["id"] = store.insert_row(
+                    "questions",
+                    {
+                        "text": item["text"],
+                        "content_hash": item["key"],
+                        "source": "production",
+                        "source_id": str(log["id"]),
+                        "received_at": log["received_at"],
+                        "imported_at": now(),
+                    },
+                )
+    return rows + [{"id": item["id"], "text": item["text"]} for item in extra]
 
 
 def coverage_report(
@@ -112,7 +144,7 @@ def coverage_report(
     if not 0 < threshold < 1:
         raise InvalidInput(f"threshold must be in (0, 1), got {threshold}")
     cells = taxonomy_coverage(store)
-    questions = list(store.db.query("SELECT id, text FROM questions ORDER BY id"))
+    questions = real_questions(store, adopt=save_gaps)
     if not questions:
         return CoverageReport(cells=cells)
     found = nearest_approved(store, [q["text"] for q in questions], model)
@@ -191,7 +223,6 @@ def gap_topics(questions: list[dict], vecs: np.ndarray, best: np.ndarray, thresh
     labels = AgglomerativeClustering(
         n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
     ).fit_predict(vecs[uncovered])
-    background = Counter(w for q in questions for w in set(re.findall(r"[a-z][a-z'-]{2,}", q["text"].casefold())))
     topics = []
     for label in sorted(set(labels)):
         members = uncovered[labels == label]
@@ -202,7 +233,7 @@ def gap_topics(questions: list[dict], vecs: np.ndarray, best: np.ndarray, thresh
         texts = [questions[i]["text"] for i in order]
         topics.append(
             GapTopic(
-                label=_label(texts, background),
+                label=one_line(texts[0], LABEL_WIDTH),  # the most central question: what the topic is about
                 question_ids=[questions[i]["id"] for i in order],
                 representatives=texts[:3],
                 similarity=round(float(best[members].mean()), 4),

@@ -8,11 +8,14 @@ from typing import Any
 
 from curation.errors import InvalidInput, NotFound, PermissionDenied
 from curation.examples import workflow
+from curation.examples.checks import check_draft
+from curation.examples.submissions import attach_checks
 from curation.people.permissions import require
 from curation.people.users import acting_user, assignable_author
 from curation.similarity.cache import text_key
 from curation.store import Store, now
 from schemas import ExampleContent, Task, normalise_text
+from schemas.curation import SavedExample
 
 
 def question_key(text: str) -> str:
@@ -124,8 +127,21 @@ def list_tasks(store: Store, *, assignee: str | None = None, status: str | None 
     return [_task(store, r) for r in store.db.table("tasks").rows_where(" AND ".join(where) or None, params, order_by="id")]
 
 
-def complete_task(store: Store, actor: str, task_id: int, response: str, *, submit: bool = True, tags: Any = None) -> Task:
-    """Answer a task's question as a new example (by its assignee); the task records the example."""
+def complete_task(
+    store: Store,
+    actor: str,
+    task_id: int,
+    response: str | ExampleContent,
+    *,
+    submit: bool = True,
+    tags: Any = None,
+    reason: str | None = None,
+) -> Task:
+    """Answer a task's question as a new example (by its assignee); the task records the example.
+
+    `response` is the answer to the task's question (a single-turn example), or the whole
+    conversation the author wrote in the editor (its first user turn usually the question).
+    """
     with store.write():
         rows = list(store.db.table("tasks").rows_where("id = ?", [task_id]))
         if not rows:
@@ -136,12 +152,15 @@ def complete_task(store: Store, actor: str, task_id: int, response: str, *, subm
             raise PermissionDenied(f"task {task_id} is assigned to {task.assignee}")
         if task.status != "open":
             raise InvalidInput(f"task {task_id} is already done (example {task.example_id})")
-        content = ExampleContent.from_pair(task.question, response, tags=tags)
+        content = response
+        if not isinstance(content, ExampleContent):
+            content = ExampleContent.from_pair(task.question, content, tags=tags)
         example = workflow.create_example(
             store,
             actor,
             content,
             submit=submit,
+            reason=reason,
             source="task",
             source_id=str(task_id),
             metadata={"task_id": task_id, "question_id": task.question_id},
@@ -151,3 +170,30 @@ def complete_task(store: Store, actor: str, task_id: int, response: str, *, subm
             "task", task_id, "complete_task", actor, {"status": "open"}, {"status": "done", "example_id": example.id}
         )
         return _task(store, store.db.table("tasks").get(task_id))
+
+
+def answer_task(
+    store: Store, actor: str, task_id: int, content: ExampleContent, *, submit: bool = False, reason: str | None = None
+) -> SavedExample:
+    """The Write page's Save or Submit on a task opened in the editor: the example it becomes, and its checks."""
+    task = complete_task(store, actor, task_id, content, submit=submit, reason=reason)
+    example = store.get_example(task.example_id or 0)
+    check = check_draft(store, example, exclude_id=example.id)
+    if example.status == "submitted":
+        attach_checks(store, example, check)
+    return SavedExample(example=example, checks=check)
+
+
+def get_task(store: Store, actor: str, task_id: int) -> Task:
+    """One of the actor's tasks (to open it in the editor).
+
+    Raises:
+        NotFound: no such task. PermissionDenied: it is someone else's.
+    """
+    rows = list(store.db.table("tasks").rows_where("id = ?", [task_id]))
+    if not rows:
+        raise NotFound(f"no task {task_id}; `goldsmith tasks` lists yours")
+    task = _task(store, rows[0])
+    if task.assignee != acting_user(store, actor).username:
+        raise PermissionDenied(f"task {task_id} is assigned to {task.assignee}")
+    return task

@@ -8,7 +8,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import ValidationError
 
-from curation.errors import AuthenticationFailed, InvalidInput, MissingActor, NotFound, PermissionDenied, invalid
+from curation.errors import AuthenticationFailed, InvalidInput, MissingActor, NotFound, PermissionDenied
 from curation.people.permissions import can, require
 from curation.store import Store, now
 from schemas import ROLES, NewUser, User
@@ -74,8 +74,8 @@ def add_user(
     _check_password(password)
     try:
         user = User(username=username, display_name=display_name.strip(), role=role, created_at=now())
-    except ValidationError as error:
-        raise invalid(error, "user") from None
+    except ValidationError as error:  # the rule names the field itself: "username 'x y' is not valid: use ..."
+        raise InvalidInput("; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())) from None
     with store.write():
         if store.count_users() == 0:
             if role != "admin":
@@ -110,17 +110,26 @@ def set_active(store: Store, actor: str, username: str, active: bool, expected_v
         return store.update_user(username, expected_version, actor, "activate" if active else "deactivate", {"active": active})
 
 
-def set_password(store: Store, actor: str, username: str, password: str) -> User:
-    """Set a password: users change their own, admins anyone's."""
+def set_password(store: Store, actor: str, username: str, password: str, *, keep_session: str | None = None) -> User:
+    """Set a password: users change their own, admins anyone's.
+
+    Every session of that user ends (whoever knew the old password is signed out), except
+    `keep_session` (the sha256 of the session the user changed it from).
+    """
     _check_password(password)
     with store.write():
         me = acting_user(store, actor)
         if me.username != username.strip().lower():
             require(me, "manage_users")
         target = store.get_user(username)
-        return store.update_user(
+        changed = store.update_user(
             target.username, target.version, actor, "set_password", {"password_hash": _hasher.hash(password)}
         )
+        store.conn.execute(
+            "UPDATE sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL AND token_hash != ?",
+            [now(), target.username, keep_session or ""],
+        )
+        return changed
 
 
 def authenticate(store: Store, username: str, password: str) -> User:

@@ -6,6 +6,8 @@ Add a new function at the end to change the schema; never edit one that has ship
 from __future__ import annotations
 
 import json
+import secrets
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -388,3 +390,36 @@ def m008_evaluation(db: Database) -> None:
         not_null={"run_id", "promoted_by", "promoted_at", "gate"},
         foreign_keys=[("run_id", "runs", "id"), ("promoted_by", "users", "username")],
     )
+
+
+@migrations()
+def m009_workbench(db: Database) -> None:
+    # What the checks found when an example went to review, and the reason its author gave for
+    # sending an exact duplicate or an over-limit example anyway: the reviewer reads both.
+    db.table("submissions").create(
+        {
+            "example_id": int,
+            "version": int,
+            "submitted_by": str,
+            "submitted_at": str,
+            "reason": str,
+            "problems": str,
+            "checks": str,
+        },
+        pk=("example_id", "version"),
+        not_null={"submitted_by", "submitted_at", "checks"},
+        foreign_keys=[("example_id", "examples", "id")],
+    )
+    # The sign-in cookie: a new session hands the page a one-time ticket (only its sha256 is kept,
+    # with a deadline), which the browser trades for the HttpOnly cookie holding a second token of
+    # the same session (its sha256 in cookie_hash); the key signs cookies.
+    for column in ("ticket_hash", "ticket_expires", "cookie_hash"):
+        db.table("sessions").add_column(column, str)
+    db.table("sessions").create_index(["ticket_hash"])
+    db.table("sessions").create_index(["cookie_hash"])
+    db.table("session_keys").create({"name": str, "secret": str, "created_at": str}, pk="name", not_null={"secret"})
+    db.table("session_keys").insert(
+        {"name": "cookie", "secret": secrets.token_hex(32), "created_at": datetime.now(UTC).isoformat()}
+    )
+    # The review queue: the submitted example that has waited longest, read from the index.
+    db.table("examples").create_index(["status", "updated_at", "id"])
