@@ -16,7 +16,8 @@ import html
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -329,6 +330,16 @@ def tags_line(example: Example) -> str:
 
 
 # ------------------------------------------------------------------------------------------ forms
+
+
+@contextmanager
+def lazy_expander(label: str, key: str) -> Iterator[bool]:
+    """An expander whose content runs only while it is open: Streamlit draws a closed expander's content too,
+    so a page of thirty closed expanders with forms cost three times a page without them. Opening one reruns
+    the page (or the fragment it sits in); the open state lives in st.session_state[key]."""
+    box = st.expander(label, key=key, on_change="rerun")
+    with box:
+        yield bool(box.open)
 
 
 def remembered_select(label: str, options: list[Any], key: str, format_func: Callable[[Any], str] = str) -> Any:

@@ -230,10 +230,18 @@ def save(page: Any, n: int) -> float:
     """Write a new example and save it as a draft (after the author's pause: the checks have run)."""
     if page.get_by_role("button", name="Start a new example").count():
         timed(page, page.get_by_role("button", name="Start a new example").click, _title("Write"))
-    page.get_by_role("textbox", name="User message").first.fill(f"Bench question {n} {time.time_ns()}: is my bike covered?")
-    page.get_by_role("textbox", name="Ideal response").first.fill(f"Bench answer {n}: usually yes, minus your deductible.")
-    page.wait_for_timeout(1500)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+    texts = {
+        "User message": f"Bench question {n} {time.time_ns()}: is my bike covered?",
+        "Ideal response": f"Bench answer {n}: usually yes, minus your deductible.",
+    }
+    for _ in range(5):  # a rerun that was still redrawing the editor can replace the boxes just filled: fill again
+        for name, text in texts.items():
+            page.get_by_role("textbox", name=name).first.fill(text)
+        page.keyboard.press("Tab")  # the last box commits its text (Streamlit commits a text area on blur)
+        page.wait_for_timeout(1500)
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+        if all(page.get_by_role("textbox", name=name).first.input_value() == text for name, text in texts.items()):
+            break
     ready = "document.body.innerText.includes('saved (draft)')"
     return timed(page, page.get_by_role("button", name="Save draft").click, ready)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from curation.store import Store, _example_to_row, now
+from curation.store import Store, now
+from curation.store.database import _example_to_row
 from schemas import ExampleContent, ExampleFilter, Tags
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "examples"

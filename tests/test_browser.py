@@ -218,6 +218,11 @@ def test_author_reviewer_lead_loop(server, browser):
     _go(page, "Production")
     page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=120_000)
     assert _metric(page, "Conversations") == 150
+    nearest = page.get_by_text(re.compile("^Nearest approved example: similarity"))
+    assert not nearest.count()  # a closed bad answer draws nothing ...
+    page.locator("summary").filter(has_text=re.compile("Log [0-9]+ · ")).first.click()
+    nearest.wait_for()  # ... until it is opened
+    assert page.get_by_role("button", name="Make task").count() == 1
     _settle(page)
     _shot(page, "production")
     _sign_out(page)

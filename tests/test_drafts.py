@@ -322,8 +322,14 @@ def app_store(team, db_path, monkeypatch):
     return team
 
 
-def page(store, username: str, name: str):
-    return app(store, username, f"pages/{name}.py")
+def page(store, username: str, name: str, open_gap: int | None = None):
+    """The page as `username` sees it; `open_gap` opens that gap topic's expander on the Dashboard (a closed one
+    draws nothing)."""
+    at = app(store, username, f"pages/{name}.py")
+    if open_gap is not None:
+        at.session_state[f"dash-gap-open-{open_gap}"] = True
+        at.run()
+    return at
 
 
 def test_write_page_drafts_with_a_model_then_accepts(app_store, tiny_lm):
@@ -413,6 +419,8 @@ def test_the_dashboards_draft_form_starts_a_drafting_job_any_session_sees(app_st
     run = completed_run_with_adapter(app_store, tiny_lm, tmp_path)
     topic = gap_topic(app_store, ["Where do I send photos?", "Can I send a video?"])
     at = page(app_store, "lee", "dashboard")
+    assert not [s for s in at.selectbox if s.label == "Drafts for"]  # drawn only when the topic is opened
+    at = page(app_store, "lee", "dashboard", open_gap=topic)
     one(at.selectbox, "Drafts for").select("al")
     one(at.selectbox, "Model").select(run.id)
     one(at.number_input, "How many questions").set_value(2)
@@ -430,7 +438,7 @@ def test_the_dashboards_draft_form_starts_a_drafting_job_any_session_sees(app_st
         ("al", "Where do I send photos?", run.id),
         ("al", "Can I send a video?", run.id),
     ]
-    at = page(app_store, "lee", "dashboard")  # a fresh session reads the outcome from the store
+    at = page(app_store, "lee", "dashboard", open_gap=topic)  # a fresh session reads the outcome from the store
     assert not at.exception, [e.value for e in at.exception]
     assert f"Last batch: 2 drafts for al (job {job.id})" in "\n".join(c.value for c in at.caption)
 
@@ -456,12 +464,12 @@ def test_dashboard_shows_the_drafted_share_and_a_leads_draft_form(app_store):
     ex = drafted(app_store)
     workflow.submit_example(app_store, "amy", ex.id, accept_draft(app_store, "amy", ex.id, ex.version).version)
     approve(app_store, ex.id)
-    gap_topic(app_store, ["Where do I send photos?"])
-    at = page(app_store, "lee", "dashboard")
+    topic = gap_topic(app_store, ["Where do I send photos?"])
+    at = page(app_store, "lee", "dashboard", open_gap=topic)
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Approved that started as drafts"] == "50%" and metrics["Accepted unchanged"] == "100%"
     assert metrics["Mean change by the experts"] == "0%"
     assert {"amy", "al"} <= set(one(at.selectbox, "Drafts for").options)
-    at = page(app_store, "amy", "dashboard")  # an author sees the figures, not the lead's form
+    at = page(app_store, "amy", "dashboard", open_gap=topic)  # an author sees the figures, not the lead's form
     assert not [s for s in at.selectbox if s.label == "Drafts for"]

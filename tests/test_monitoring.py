@@ -289,12 +289,22 @@ def test_production_page_shows_trends_and_makes_tasks(approved, log_file, db_pat
     labels = [e.label for e in at.expander]
     assert any("pet" in label and "new this period" in label for label in labels)
     assert sum(label.startswith("Log ") for label in labels) == 4
+    assert not [b for b in at.button if b.label in ("Make task", "Make tasks")]  # closed expanders draw nothing
 
+    newest = next(label for label in labels if label.startswith("Log ")).split(" · ")[0].removeprefix("Log ")
+    gap = next(label for label in labels if "pet" in label)
+    at.session_state[f"prod-bad-open-{newest}"] = True  # what a click on the expander sets
+    at.run()
+    assert [b.label for b in at.button if b.label.startswith("Make task")] == ["Make task"]
     [b for b in at.button if b.label == "Make task"][0].click().run()  # the newest bad answer: banana bread
     assert not at.exception, [e.value for e in at.exception]
     assert "Task 1 for al: what's a good recipe for banana bread" in at.success[0].value  # al: the first author by name
     assert "Authoring task 1 was made from this conversation." in [c.value for c in at.caption]
 
+    [topic] = monitoring.monitor(approved, period=list(monitoring.PERIODS)[1]).gap_topics  # the page's default period
+    at.session_state[f"prod-gap-open-{topic.log_ids[0]}"] = True
+    at.run()
+    assert gap in [e.label for e in at.expander]
     [b for b in at.button if b.label == "Make tasks"][0].click().run()
     assert "3 tasks for al from gap topic" in at.success[0].value
     assert approved.db["tasks"].count == 4

@@ -343,7 +343,11 @@ gaps = coverage.latest_gap_topics(store)
 if gaps:
     authors = [u.username for u in assignable_authors(store)]
     for gap in gaps[:20]:
-        with st.expander(f"Gap topic {gap.id}: {gap.label} ({len(gap.question_ids)} questions)"):
+        with ui.lazy_expander(
+            f"Gap topic {gap.id}: {gap.label} ({len(gap.question_ids)} questions)", f"dash-gap-open-{gap.id}"
+        ) as open_:
+            if not open_:
+                continue
             for text in gap.representatives:
                 st.text(f"• {text}")
             if can(user, "manage_coverage") and authors:

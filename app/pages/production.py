@@ -15,6 +15,7 @@ from app import ui
 from curation.insight import monitoring
 from curation.people.users import assignable_authors
 from schemas import one_line
+from schemas.monitoring import BadAnswer
 
 BAD_PER_PAGE = 10
 
@@ -126,7 +127,9 @@ if not report.gap_topics:
     st.caption("No gap topics: the latest period's uncovered questions do not group into topics.")
 for n, gap in enumerate(report.gap_topics):
     seen = f"{gap.earlier} more in earlier periods" if gap.earlier else "new this period"
-    with st.expander(f"{gap.label} ({len(gap.log_ids)} questions, {seen})"):
+    with ui.lazy_expander(f"{gap.label} ({len(gap.log_ids)} questions, {seen})", f"prod-gap-open-{gap.log_ids[0]}") as open_:
+        if not open_:
+            continue
         for text in gap.representatives:
             st.text(f"• {one_line(text, 160)}")
         logs = ", ".join(map(str, gap.log_ids))
@@ -142,32 +145,43 @@ for n, gap in enumerate(report.gap_topics):
                         st.session_state["prod_flash"] = f"{len(made)} tasks for {assignee} from gap topic '{gap.label}'."
                         st.rerun()
 
+
 # ------------------------------------------------------------------------------------------ bad answers
-st.subheader(f"Badly rated answers ({len(report.bad_answers)})")
-if not report.bad_answers:
-    st.caption("No answer was rated 1-2 or got a thumbs down.")
-# Ten at a time: every expander's conversation is drawn even while it is closed, and 30 of them made
-# the page three times slower to show (bench/results/app_browser.md).
-pages = max(1, -(-len(report.bad_answers) // BAD_PER_PAGE))
-number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="prod_bad_page") if pages > 1 else 1
-first = (number - 1) * BAD_PER_PAGE
-for bad in report.bad_answers[first : first + BAD_PER_PAGE]:
-    day = f"{bad.received_at:%Y-%m-%d}" if bad.received_at else "undated"
-    with st.expander(f"Log {bad.log_id} · {bad.verdict} · {day} · {one_line(bad.question, 80)}"):
-        ui.conversation(bad)
-        if bad.comment:
-            st.text(f"Customer's comment: {bad.comment}")
-        st.caption(f"Nearest approved example: similarity {bad.similarity:.2f} ({'covered' if bad.covered else 'not covered'}).")
-        if bad.task_id:
-            st.caption(f"Authoring task {bad.task_id} was made from this conversation.")
-        elif authors:
-            with st.form(f"prod-bad-{bad.log_id}"):
-                assignee = st.selectbox("Assign to", authors)
-                if st.form_submit_button("Make task"):
-                    made = ui.attempt(lambda b=bad, a=assignee: monitoring.create_log_tasks(store, user.username, [b.log_id], a))
-                    if made is not None:
-                        st.session_state["prod_flash"] = f"Task {made[0].id} for {assignee}: {one_line(made[0].question, 80)}"
-                        st.rerun()
-if pages > 1:
-    shown = f"{first + 1}-{min(first + BAD_PER_PAGE, len(report.bad_answers))}"
-    st.caption(f"Newest first: {shown} of {len(report.bad_answers)}; `goldsmith monitor` lists them all.")
+def _bad_answer(bad: BadAnswer, authors: list[str]) -> None:
+    ui.conversation(bad)
+    if bad.comment:
+        st.text(f"Customer's comment: {bad.comment}")
+    st.caption(f"Nearest approved example: similarity {bad.similarity:.2f} ({'covered' if bad.covered else 'not covered'}).")
+    if bad.task_id:
+        st.caption(f"Authoring task {bad.task_id} was made from this conversation.")
+    elif authors:
+        with st.form(f"prod-bad-{bad.log_id}"):
+            assignee = st.selectbox("Assign to", authors)
+            if st.form_submit_button("Make task"):
+                made = ui.attempt(lambda: monitoring.create_log_tasks(store, user.username, [bad.log_id], assignee))
+                if made is not None:
+                    st.session_state["prod_flash"] = f"Task {made[0].id} for {assignee}: {one_line(made[0].question, 80)}"
+                    st.rerun()  # the whole page: the flash and the counts above change
+
+
+@st.fragment
+def _bad_answers(bad_answers: list[BadAnswer], authors: list[str]) -> None:
+    """Ten at a time, each drawn only when opened (opening one reruns this fragment, not the page)."""
+    st.subheader(f"Badly rated answers ({len(bad_answers)})")
+    if not bad_answers:
+        st.caption("No answer was rated 1-2 or got a thumbs down.")
+    pages = max(1, -(-len(bad_answers) // BAD_PER_PAGE))
+    number = st.number_input(f"Page (of {pages})", 1, pages, 1, key="prod_bad_page") if pages > 1 else 1
+    first = (number - 1) * BAD_PER_PAGE
+    for bad in bad_answers[first : first + BAD_PER_PAGE]:
+        day = f"{bad.received_at:%Y-%m-%d}" if bad.received_at else "undated"
+        label = f"Log {bad.log_id} · {bad.verdict} · {day} · {one_line(bad.question, 80)}"
+        with ui.lazy_expander(label, f"prod-bad-open-{bad.log_id}") as open_:
+            if open_:
+                _bad_answer(bad, authors)
+    if pages > 1:
+        shown = f"{first + 1}-{min(first + BAD_PER_PAGE, len(bad_answers))}"
+        st.caption(f"Newest first: {shown} of {len(bad_answers)}; `goldsmith monitor` lists them all.")
+
+
+_bad_answers(report.bad_answers, authors)
