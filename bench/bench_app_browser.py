@@ -17,8 +17,9 @@ Production). Per side and store: a first visitor warms the fresh server (its fig
 ROUNDS more visits and actions give the median and p95.
 
 The 100k store is bench_store.fill plus bench_app.prepare (users, taxonomy, reviews); its examples'
-embeddings are random unit vectors under the real model's key (as in bench_live: embedding 100k texts
-takes minutes and does not change the cost of a page), its MinHash signatures are computed and cached once.
+embeddings are random unit vectors under each side's own model key (as in bench_live: embedding 100k texts
+takes minutes and does not change the cost of a page), its MinHash signatures computed and cached once by each
+side's own code (the two sides key their caches differently).
 Run: .venv/bin/python bench/bench_app_browser.py [--rounds N] [--examples N] [--only demo|100k] [--keep DIR]
   -> writes bench/results/app_browser.md
 """
@@ -26,6 +27,7 @@ Run: .venv/bin/python bench/bench_app_browser.py [--rounds N] [--examples N] [--
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -95,12 +97,38 @@ def build_demo(folder: Path, tree: Path) -> Path:
     return path
 
 
-def build_large(folder: Path, n: int) -> tuple[Path, str]:
+SEED_CACHES = """
+import sys
+from pathlib import Path
+import numpy as np
+from curation.similarity import cache
+from curation.similarity.embeddings import get_embedder
+from curation.similarity.live import LiveIndex
+from curation.store import Store
+store = Store(Path(sys.argv[1]))
+embedder = get_embedder()
+rows = list(store.db.query("SELECT prompt_text, response_text FROM examples"))
+vectors = np.random.default_rng(0).standard_normal((len(rows), embedder.dim)).astype(np.float32)
+vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+keys = [cache.text_key(f"{r['prompt_text']}\\n{r['response_text']}") for r in rows]
+cache._save(store, "embeddings", "model", embedder.model_key, keys, vectors)
+LiveIndex(semantic=False).refresh(store)
+store.close()
+"""  # bench_live.seed_embeddings, in whichever tree runs it (the baseline's bench_store cannot import there)
+
+
+def _seed_caches(path: Path, tree: Path) -> None:
+    """Random embeddings and real MinHash signatures under `tree`'s own cache keys (its int8 recipe and text
+    keys may differ from ours: without this, that side's first check would embed 100,000 texts)."""
+    code = SEED_CACHES
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    subprocess.run([sys.executable, "-c", code, str(path)], cwd=tree, env=env, check=True)
+
+
+def build_large(folder: Path, n: int, trees: list[Path]) -> tuple[Path, str]:
     from argon2 import PasswordHasher
 
     from bench.bench_app import prepare
-    from bench.bench_live import seed_embeddings
-    from curation.similarity.live import LiveIndex
     from curation.store import Store
 
     path = folder / f"large-{n}.db"
@@ -111,9 +139,9 @@ def build_large(folder: Path, n: int) -> tuple[Path, str]:
     secret = PasswordHasher().hash(PASSWORD)
     with store.write():
         store.conn.execute("UPDATE users SET password_hash = ?", [secret])
-    seed_embeddings(store)
-    LiveIndex(semantic=False).refresh(store)  # computes and caches every example's MinHash signature
     store.close()
+    for tree in trees:  # each side's embeddings and MinHash signatures, as that side's code keys them
+        _seed_caches(path, tree)
     return path, "lead"
 
 
@@ -136,32 +164,21 @@ def baseline_tree(folder: Path) -> Path:
     return tree
 
 
-def streamlit_argv(script: Path, port: int) -> list[str]:
-    """What `goldsmith serve` runs (app/cli_serve.py), for this side's script."""
-    flags = [
-        f"--server.port={port}",
-        "--server.address=127.0.0.1",
-        "--server.headless=true",
-        "--server.enableXsrfProtection=true",
-        "--server.enableCORS=true",
-        "--server.fileWatcherType=none",
-        "--runner.magicEnabled=false",
-        "--browser.gatherUsageStats=false",
-        "--client.toolbarMode=minimal",
-        "--theme.base=light",
-    ]
-    return [sys.executable, "-m", "streamlit", "run", str(script), *flags]
+def streamlit_argv(tree: Path, port: int) -> list[str]:
+    """What `goldsmith serve` runs on this side: its own app/cli_serve.streamlit_argv (script and flags)."""
+    code = f"import json; from app.cli_serve import streamlit_argv; print(json.dumps(streamlit_argv({port}, '127.0.0.1')))"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, check=True, capture_output=True)
+    return json.loads(out.stdout)
 
 
 @contextmanager
 def serve(side: str, db: Path, tree: Path):
     """This side's app on `db`, as `goldsmith serve` runs it; yields the URL."""
     port = _free_port()
-    web = tree / "app" / "web" / "asgi.py"
-    script = web if web.exists() else tree / "app" / "main.py"
     env = {**os.environ, "GOLDSMITH_DB": str(db), "PYTHONPATH": str(tree)}
     process = subprocess.Popen(
-        streamlit_argv(script, port),
+        streamlit_argv(tree, port),
         cwd=tree,  # `python -m` puts the working folder first on sys.path: each side imports its own app/
         env=env,
         stdout=subprocess.DEVNULL,
@@ -267,9 +284,9 @@ def record(page: Any, current: bool) -> float:
 # ------------------------------------------------------------------------------------------ one side, one store
 
 
-def run_side(browser: Any, url: str, lead: str, current: bool, rounds: int) -> dict[str, dict[str, list[float]]]:
-    """first (a fresh server's first visitor), cold (a new session's first visit) and warm figures, in ms."""
-    out: dict[str, dict[str, list[float]]] = {"first": {}, "cold": {}, "warm": {}}
+def run_side(browser: Any, url: str, lead: str, current: bool, rounds: int, out: dict[str, dict[str, list[float]]]) -> None:
+    """Fills `out` with first (a fresh server's first visitor), cold (a new session's first visit) and warm figures,
+    in ms (what was measured stays there if a step fails)."""
     context, page, took = sign_in(browser, url, lead, "Write")
     out["first"]["sign in"] = [took]
     for title in LEAD_PAGES:
@@ -287,13 +304,16 @@ def run_side(browser: Any, url: str, lead: str, current: bool, rounds: int) -> d
         for title in LEAD_PAGES:
             warm.setdefault(title, []).append(go(page, title))
     go(page, "Write")
-    warm["save"] = [save(page, n) for n in range(1, rounds + 1)]
+    for n in range(1, rounds + 1):
+        warm.setdefault("save", []).append(save(page, n))
     go(page, "Review")
-    warm["skip"] = [skip(page) for _ in range(rounds)]
+    for _ in range(rounds):
+        warm.setdefault("skip", []).append(skip(page))
     context.close()
     context, page, took = sign_in(browser, url, lead, "Write")  # a new sitting: nothing skipped
     go(page, "Review")
-    warm["record review"] = [record(page, current) for _ in range(rounds)]
+    for _ in range(rounds):
+        warm.setdefault("record review", []).append(record(page, current))
     context.close()
     signs = [took]
     for _ in range(max(3, rounds // 3)):
@@ -301,7 +321,6 @@ def run_side(browser: Any, url: str, lead: str, current: bool, rounds: int) -> d
         signs.append(took)
         context.close()
     warm["sign in"] = signs
-    return out
 
 
 def p95(values: list[float]) -> float:
@@ -312,7 +331,7 @@ def p95(values: list[float]) -> float:
 # ------------------------------------------------------------------------------------------ the report
 
 
-def table(name: str, runs: dict[str, dict[str, dict[str, list[float]]]]) -> list[str]:
+def table(name: str, runs: dict[str, dict[str, dict[str, list[float]]]], failed: dict[str, str]) -> list[str]:
     now, base = runs["current"], runs["baseline"]
     lines = [
         f"### {name}",
@@ -323,6 +342,9 @@ def table(name: str, runs: dict[str, dict[str, dict[str, list[float]]]]) -> list
     ]
     for step in [*LEAD_PAGES, "sign in", "save", "skip", "record review"]:
         w, b = now["warm"].get(step, []), base["warm"].get(step, [])
+        if not w:
+            lines.append(f"| {step} | not measured | | | | | | | |")
+            continue
         cold, bcold = now["cold"].get(step, [None])[0], base["cold"].get(step, [None])[0]
         first = now["first"].get(step, [None])[0]
         met = statistics.median(w) < GOAL_MEDIAN and p95(w) < GOAL_P95 and (cold is None or cold < GOAL_COLD)
@@ -334,7 +356,8 @@ def table(name: str, runs: dict[str, dict[str, dict[str, list[float]]]]) -> list
             f"| {step} | {ms(statistics.median(w))} | {ms(p95(w))} | {ms(statistics.median(b) if b else None)} "
             f"| {ms(p95(b) if b else None)} | {ms(cold)} | {ms(bcold)} | {ms(first)} | {'yes' if met else 'NO'} |"
         )
-    return [*lines, ""]
+    notes = [f"The {side} side stopped here: {why} (above: what it measured before)." for side, why in failed.items()]
+    return [*lines, "", *notes, *([""] if notes else [])]
 
 
 def loadavg() -> str:
@@ -359,22 +382,29 @@ def main() -> None:
         demo = {side: build_demo(folder, code) for side, code in sides.items()}
         stores.append(("Demo store (`goldsmith demo`: 172 examples, 150 production logs)", demo, "dana"))
     if args.only in (None, "100k"):
-        large, lead = build_large(folder, args.examples)
+        large, lead = build_large(folder, args.examples, list(sides.values()))
         stores.append((f"{args.examples:,}-example store", dict.fromkeys(sides, large), lead))
     load_before = loadavg()
     sections = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         for name, paths, lead in stores:
-            runs = {}
+            runs: dict[str, dict[str, dict[str, list[float]]]] = {}
+            failed: dict[str, str] = {}
             for side, code in sides.items():
                 copy = folder / f"run-{side}-{paths[side].name}"
                 shutil.copyfile(paths[side], copy)
+                # A fresh browser per side: one that has served a side for minutes is slower for the next.
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+                runs[side] = {"first": {}, "cold": {}, "warm": {}}
                 with serve(side, copy, code) as url:
-                    runs[side] = run_side(browser, url, lead, side == "current", args.rounds)
+                    try:
+                        run_side(browser, url, lead, side == "current", args.rounds, runs[side])
+                    except (SystemExit, Exception) as error:  # report what failed beside what was measured
+                        failed[side] = str(error).splitlines()[0]
+                        print(f"{name} {side} failed: {failed[side]}", flush=True)
+                browser.close()
                 print(name, side, {k: round(statistics.median(v)) for k, v in runs[side]["warm"].items()}, flush=True)
-            sections += table(name, runs)
-        browser.close()
+            sections += table(name, runs, failed)
     write_report(sections, args, load_before, loadavg())
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)

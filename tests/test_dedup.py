@@ -198,6 +198,30 @@ def test_live_check_finds_exact_near_and_semantic_matches_and_follows_edits(team
     )
 
 
+def test_the_live_index_grows_past_its_first_rows_and_still_finds_the_newest(team):
+    store = team
+    words = ["policy", "claim", "cover", "deductible", "windshield", "storm", "towing", "rental", "theft", "flood"]
+    for n in range(1030):  # past the index's first 1,024 rows
+        text = " ".join(words[(n * k) % 10] + str(n % (k + 3)) for k in range(1, 30))
+        newest = workflow.create_example(store, "amy", ExampleContent.from_pair(f"Question {n}: {text}", f"Answer {n}."))
+    index = live.LiveIndex(semantic=False)
+    draft = ExampleContent.from_pair(f"Question 1029: {text} please", "Answer 1029.")
+    assert [(m.kind, m.example_id) for m in index.check(store, draft)][:1] == [("near", newest.id)]
+    assert index.band_keys.used == index.signatures.used == len(index.ids) == 1030
+    workflow.edit_example(store, "amy", newest.id, newest.version, ExampleContent.from_pair("Where do I tow?", "Call us."))
+    assert newest.id not in [m.example_id for m in index.check(store, draft)]
+    assert index.signatures.used == 1031 and int(index.alive.sum()) == 1030  # the old row is dead, the new one alive
+
+
+def test_warm_up_loads_both_live_indexes_of_a_store_file_in_the_background(team):
+    made = [make_example(team, prompt=f"Can I add driver {n} to my policy?") for n in range(3)]
+    live.warm_up(team.path).join(timeout=300)
+    near_only, with_embeddings = live.live_index(team, semantic=False), live.live_index(team)
+    assert near_only.ids == with_embeddings.ids == [e.id for e in made]
+    assert near_only.vectors.used == 0 and with_embeddings.vectors.used == 3
+    assert near_only.load(team) == 0  # up to date: a check now reads nothing more
+
+
 def test_snapshot_split_never_separates_a_cluster(demo):
     groups = dedup.duplicate_groups(demo)
     assert groups

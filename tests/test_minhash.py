@@ -169,6 +169,19 @@ def test_batch_candidates_are_the_pairs_minhashlsh_returns(corpus):
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+def test_rows_sharing_a_band_key_are_what_minhashlsh_query_returns(corpus, threshold):
+    texts, _ = corpus
+    texts = [*texts, "", "too short"]  # a text without words is in no band
+    signatures = minhash.sketch(texts)
+    index = minhash.build_index(range(len(texts)), signatures, threshold)
+    keys, words = minhash.band_keys(signatures, threshold), ~minhash.is_empty(signatures)
+    assert keys.shape == (len(texts), minhash.lsh_bands(threshold)[0]) and not words[-2]
+    for i in range(len(texts)):
+        shared = np.flatnonzero((keys == keys[i]).any(axis=1) & words) if words[i] else []
+        assert set(map(int, shared)) == set(minhash.query(index, signatures[i])), i
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
 def test_cross_pairs_are_what_minhashlsh_over_the_left_finds_for_the_right(corpus, threshold):
     texts, planted = corpus
     texts = [*texts, texts[3], "", "too short"]  # an exact copy across the sides, and texts without shingles

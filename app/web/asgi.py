@@ -27,6 +27,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from app import ui
 from curation.errors import AuthenticationFailed
 from curation.people import sessions
+from curation.similarity import live
 from curation.store import Store
 
 MAIN = ui.PAGES.parent / "main.py"  # app/main.py, the router
@@ -92,3 +93,5 @@ async def session_route(request: Request) -> Response:
 
 
 app = st.App(str(MAIN), routes=[Route(ui.SESSION_ROUTE, session_route, methods=["POST", "DELETE"])])
+if ui.db_path().exists():  # the first save after a start does not wait for the duplicate index to load
+    live.warm_up(ui.db_path())

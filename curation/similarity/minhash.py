@@ -314,7 +314,8 @@ def _check_keys(keys: Sequence[Hashable]) -> list[Hashable]:
     return keys
 
 
-def _is_empty(signatures: np.ndarray) -> np.ndarray:
+def is_empty(signatures: np.ndarray) -> np.ndarray:
+    """Which rows are signatures of texts without words (they match nothing)."""
     return (signatures == _EMPTY).all(axis=1)
 
 
@@ -334,6 +335,24 @@ def lsh_bands(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
         if 1 - (1 - threshold**rows) ** (num_perm // rows) >= RECALL_AT_THRESHOLD:
             return num_perm // rows, rows
     return num_perm, 1
+
+
+def band_keys(signatures: np.ndarray, threshold: float = DEFAULT_THRESHOLD, params: SketchParams = SketchParams()) -> np.ndarray:
+    """One 64-bit key per LSH band (`lsh_bands`) of each signature, as a (rows, bands) matrix.
+
+    Two signatures share a key in some column when datasketch's MinHashLSH with the same bands makes
+    them candidates of each other (and, by rare chance, otherwise: a candidate that fails its check).
+    An index of these keys is a few numpy arrays: the live check keeps one instead of a MinHashLSH,
+    whose 100,000 entries are millions of Python objects that every full garbage collection walks.
+    Leave out the rows of texts without words (`is_empty`).
+    """
+    signatures = _check_signatures(signatures, len(signatures), params)
+    return _band_keys(signatures, threshold, params.num_perm)
+
+
+def _band_keys(sig: np.ndarray, threshold: float, num_perm: int) -> np.ndarray:
+    bands, width = lsh_bands(threshold, num_perm)
+    return _linear_keys(sig[:, : bands * width], bands)
 
 
 def to_minhash(signature: np.ndarray, params: SketchParams = SketchParams()) -> LeanMinHash:
@@ -357,7 +376,7 @@ def build_index(
     signatures = _check_signatures(signatures, len(keys), params)
     index = MinHashLSH(num_perm=params.num_perm, params=lsh_bands(threshold, params.num_perm))
     with index.insertion_session() as session:
-        for key, signature, empty in zip(keys, signatures, _is_empty(signatures).tolist(), strict=True):
+        for key, signature, empty in zip(keys, signatures, is_empty(signatures).tolist(), strict=True):
             if not empty:
                 session.insert(key, LeanMinHash(seed=params.seed, hashvalues=signature, scheme=SCHEME), check_duplication=False)
     return index
@@ -373,7 +392,7 @@ def query(index: MinHashLSH, signature: np.ndarray, params: SketchParams = Sketc
             f"the index holds signatures of {index.h} values but params.num_perm is {params.num_perm}; use the index's params"
         )
     minhash = to_minhash(signature, params)
-    return [] if _is_empty(minhash.hashvalues[None])[0] else index.query(minhash)
+    return [] if is_empty(minhash.hashvalues[None])[0] else index.query(minhash)
 
 
 # ------------------------------------------------------------------------------------------ batch
@@ -417,9 +436,8 @@ def _candidates(sig: np.ndarray, threshold: float, num_perm: int) -> tuple[np.nd
     Rows with the same key in every band have the same candidates: each is paired with the
     first such row instead of with all the others, so many copies cost linear time.
     """
-    rows = np.flatnonzero(~_is_empty(sig))
-    bands, width = lsh_bands(threshold, num_perm)
-    keys = _linear_keys(sig[rows, : bands * width], bands)
+    rows = np.flatnonzero(~is_empty(sig))
+    keys = _band_keys(sig[rows], threshold, num_perm)
     _, first, group = np.unique(_linear_keys(keys, 1)[:, 0], return_index=True, return_inverse=True)
     copy_of = first[group]
     alone = (copy_of == np.arange(len(rows))) | (keys != keys[copy_of]).any(axis=1)
@@ -530,7 +548,7 @@ def cross_pairs(
 def _cross_candidates(left: np.ndarray, right: np.ndarray, threshold: float, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """(left row, right row) of every pair that shares an LSH band; empty signatures excluded."""
     bands, width = lsh_bands(threshold, num_perm)
-    left_rows, right_rows = np.flatnonzero(~_is_empty(left)), np.flatnonzero(~_is_empty(right))
+    left_rows, right_rows = np.flatnonzero(~is_empty(left)), np.flatnonzero(~is_empty(right))
     left_keys = _linear_keys(left[left_rows, : bands * width], bands)
     right_keys = _linear_keys(right[right_rows, : bands * width], bands)
     codes = []
