@@ -99,8 +99,11 @@ def test_signatures_and_embeddings_are_cached_and_cache_hits_do_not_call_the_mod
     assert team.db["embeddings"].count == 3 and team.db["signatures"].count == 3
 
 
-def test_cached_new_and_repeated_texts_get_the_signatures_sketch_gives_them(team):
+@pytest.mark.parametrize("lookup_at_most", [500, 0], ids=["by-key", "one-scan"])
+def test_cached_new_and_repeated_texts_get_the_signatures_sketch_gives_them(team, monkeypatch, lookup_at_most):
     from curation.similarity import minhash
+
+    monkeypatch.setattr(cache, "_LOOKUP_AT_MOST", lookup_at_most)  # both ways of reading the cache
 
     texts = [f"Question {i} about hail on my roof\nAnswer {i}: check the declarations page." for i in range(6)]
     first, computed = cache.signatures(team, texts[:3])

@@ -17,6 +17,8 @@ import numpy as np
 
 from curation.store import Store
 
+_LOOKUP_AT_MOST = 500  # keys looked up one by one below this; above it one scan of the model's rows
+
 
 def text_key(text: str) -> str:
     """The cache key of a text: its sha256."""
@@ -78,9 +80,14 @@ def _load(
     store: Store, table: str, column: str, value: str, keys: Sequence[str], dtype: type, width: int
 ) -> dict[str, np.ndarray]:
     blob = "signature" if table == "signatures" else "vector"
-    rows = store.conn.execute(f"SELECT content_hash, {blob} FROM {table} WHERE {column} = ?", [value]).fetchall()
     wanted = set(keys)
-    rows = [r for r in rows if r[0] in wanted]
+    if len(wanted) <= _LOOKUP_AT_MOST:  # a few (a check's new example): by primary key, not all 100,000 rows
+        marks = ",".join("?" * len(wanted))
+        sql = f"SELECT content_hash, {blob} FROM {table} WHERE {column} = ? AND content_hash IN ({marks})"
+        rows = store.conn.execute(sql, [value, *wanted]).fetchall()
+    else:
+        rows = store.conn.execute(f"SELECT content_hash, {blob} FROM {table} WHERE {column} = ?", [value]).fetchall()
+        rows = [r for r in rows if r[0] in wanted]
     if not rows:
         return {}
     matrix: np.ndarray = np.frombuffer(b"".join(r[1] for r in rows), dtype=dtype).reshape(len(rows), width)
