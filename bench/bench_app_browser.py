@@ -392,6 +392,8 @@ def main() -> None:
             failed: dict[str, str] = {}
             for side, code in sides.items():
                 copy = folder / f"run-{side}-{paths[side].name}"
+                for leftover in ("-wal", "-shm"):  # an earlier run's log would be replayed into the fresh copy
+                    Path(f"{copy}{leftover}").unlink(missing_ok=True)
                 shutil.copyfile(paths[side], copy)
                 # A fresh browser per side: one that has served a side for minutes is slower for the next.
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
