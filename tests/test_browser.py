@@ -132,11 +132,16 @@ def _go(page, title: str) -> None:
     _settle(page)
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, *, height: int | None = None) -> None:
+    """A screenshot from the page's title; `height` draws a taller window for it (Streamlit scrolls inside the page)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    if height:
+        page.set_viewport_size({"width": size["width"], "height": height})
     page.get_by_role("heading", level=1).first.scroll_into_view_if_needed()
-    page.wait_for_timeout(200)
+    page.wait_for_timeout(400)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
 
 
 def _metric(page, label: str) -> int:
@@ -158,6 +163,10 @@ def test_author_reviewer_lead_loop(server, browser):
         "Yes, personal property coverage usually includes bikes stolen away from home, minus your deductible. "
         "Your declarations page shows the limit; file the claim in the Lakeshore app with the police report number."
     )
+    page.keyboard.press("Tab")  # the answer box commits its text: the checks run as the author pauses
+    page.get_by_role("heading", name="Checks as you write").wait_for()
+    _settle(page)
+    _shot(page, "write", height=1700)  # down to the checks under the editor
     page.get_by_role("button", name="Submit for review").click()
     page.get_by_text(re.compile(r"Example \d+ submitted for review")).wait_for()
     _settle(page)
@@ -179,6 +188,7 @@ def test_author_reviewer_lead_loop(server, browser):
     )
     _settle(page)
     _open_for_review(page, example_id)
+    _shot(page, "review")
     page.get_by_role("button", name="Record review").click()  # nothing chosen: nothing recorded
     page.get_by_text("Choose a decision").wait_for()
     assert store.get_example(example_id).status == "submitted"
