@@ -547,12 +547,11 @@ def cross_pairs(
 
 def _cross_candidates(left: np.ndarray, right: np.ndarray, threshold: float, num_perm: int) -> tuple[np.ndarray, np.ndarray]:
     """(left row, right row) of every pair that shares an LSH band; empty signatures excluded."""
-    bands, width = lsh_bands(threshold, num_perm)
     left_rows, right_rows = np.flatnonzero(~is_empty(left)), np.flatnonzero(~is_empty(right))
-    left_keys = _linear_keys(left[left_rows, : bands * width], bands)
-    right_keys = _linear_keys(right[right_rows, : bands * width], bands)
+    left_keys = _band_keys(left[left_rows], threshold, num_perm)
+    right_keys = _band_keys(right[right_rows], threshold, num_perm)
     codes = []
-    for band in range(bands):
+    for band in range(left_keys.shape[1]):
         order = np.argsort(left_keys[:, band], kind="stable")
         ordered = left_keys[order, band]
         low = np.searchsorted(ordered, right_keys[:, band], "left")
